@@ -1,0 +1,297 @@
+#include "origin/handlers.h"
+
+#include <string_view>
+
+#include "core/code.h"
+#include "core/json.h"
+#include "core/redirect.h"
+#include "origin/api_request.h"
+#include "origin/db_health.h"
+#include "origin/log.h"
+
+namespace origin {
+namespace {
+
+constexpr std::string_view kJson = "application/json";
+constexpr std::string_view kLinksPrefix = "/api/links/";
+
+enum class RouteKind { kHealth, kReady, kCreate, kLinkItem, kRedirect, kUnknown };
+
+struct Route {
+  RouteKind kind = RouteKind::kUnknown;
+  std::string code;  // lowercase, valid, for kLinkItem and kRedirect
+  std::string_view query;
+};
+
+Route route_of(std::string_view target) {
+  Route route;
+  std::string_view path = target;
+  if (auto q = target.find('?'); q != std::string_view::npos) {
+    path = target.substr(0, q);
+    route.query = target.substr(q + 1);
+  }
+  if (path == "/healthz") {
+    route.kind = RouteKind::kHealth;
+  } else if (path == "/readyz") {
+    route.kind = RouteKind::kReady;
+  } else if (path == "/api/links" || path == "/shorten") {
+    route.kind = RouteKind::kCreate;
+  } else if (path.substr(0, kLinksPrefix.size()) == kLinksPrefix) {
+    std::string code = core::lowercase_ascii(path.substr(kLinksPrefix.size()));
+    if (core::is_valid_code(code)) {
+      route.kind = RouteKind::kLinkItem;
+      route.code = std::move(code);
+    }
+  } else if (path.size() > 1 && path[0] == '/') {
+    std::string code = core::lowercase_ascii(path.substr(1));
+    if (core::is_valid_code(code) && !core::is_reserved_word(code)) {
+      route.kind = RouteKind::kRedirect;
+      route.code = std::move(code);
+    }
+  }
+  return route;
+}
+
+bool method_allowed(RouteKind kind, std::string_view method) {
+  switch (kind) {
+    case RouteKind::kHealth:
+    case RouteKind::kReady:
+    case RouteKind::kRedirect:
+      return method == "GET" || method == "HEAD";
+    case RouteKind::kCreate:
+      return method == "POST";
+    case RouteKind::kLinkItem:
+      return method == "GET" || method == "PATCH" || method == "DELETE";
+    case RouteKind::kUnknown:
+      return true;
+  }
+  return false;
+}
+
+const char* allow_header(RouteKind kind) {
+  switch (kind) {
+    case RouteKind::kCreate:
+      return "POST";
+    case RouteKind::kLinkItem:
+      return "GET, PATCH, DELETE";
+    default:
+      return "GET, HEAD";
+  }
+}
+
+HttpResponse json_response(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = std::string(kJson);
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse error_response(int status, std::string_view code, std::string_view message,
+                            std::string_view field = {}) {
+  return json_response(status, core::error_json(code, message, field));
+}
+
+HttpResponse error_response(const ApiError& e) {
+  return error_response(e.status, e.code, e.message, e.field);
+}
+
+HttpResponse unavailable() {
+  HttpResponse r =
+      error_response(503, "database_unavailable", "the database is unavailable; retry shortly");
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+bool is_json(std::string_view content_type) {
+  std::string_view media = content_type.substr(0, content_type.find(';'));
+  while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+  return core::lowercase_ascii(media) == kJson;
+}
+
+bool wants_html(std::string_view accept) {
+  return accept.find("text/html") != std::string_view::npos;
+}
+
+// A person following a dead link on a phone gets a page, not JSON.
+HttpResponse html_page(int status, std::string_view title, std::string_view text) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "text/html; charset=utf-8";
+  r.body =
+      "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>";
+  r.body.append(title);
+  r.body +=
+      "</title></head><body style=\"font-family:sans-serif;max-width:32em;margin:3em auto;"
+      "padding:0 1em\"><h1>";
+  r.body.append(title);
+  r.body += "</h1><p>";
+  r.body.append(text);
+  r.body += "</p></body></html>";
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+}  // namespace
+
+Api::Api(const OriginConfig& config, LinkStore& store, const DbHealth* health)
+    : config_(config), store_(store), health_(health) {
+  url_policy_.own_hosts.push_back(config.public_host);
+  cache_control_ = "private, max-age=" + std::to_string(config.redirect_max_age);
+}
+
+bool Api::needs_database(const HttpRequest& request) const {
+  Route route = route_of(request.target);
+  switch (route.kind) {
+    case RouteKind::kCreate:
+    case RouteKind::kLinkItem:
+    case RouteKind::kRedirect:
+      return method_allowed(route.kind, request.method);
+    default:
+      return false;
+  }
+}
+
+HttpResponse Api::handle(const HttpRequest& request) {
+  try {
+    return dispatch(request);
+  } catch (const StoreUnavailable& e) {
+    log_event("warn", "database unavailable", {{"error", first_line(e.what())}});
+    return unavailable();
+  } catch (const std::exception& e) {
+    log_event("error", "request failed",
+              {{"error", first_line(e.what())}, {"target", request.target}});
+    return error_response(500, "internal_error", "internal error");
+  }
+}
+
+HttpResponse Api::dispatch(const HttpRequest& request) {
+  Route route = route_of(request.target);
+  if (!method_allowed(route.kind, request.method)) {
+    HttpResponse r = error_response(405, "method_not_allowed",
+                                    "method " + request.method + " is not allowed here");
+    r.headers.emplace_back("Allow", allow_header(route.kind));
+    return r;
+  }
+  switch (route.kind) {
+    case RouteKind::kHealth:
+      return json_response(200, R"({"status":"ok"})");
+    case RouteKind::kReady:
+      if (health_ == nullptr || health_->ready())
+        return json_response(200, R"({"status":"ready"})");
+      return json_response(503, R"({"status":"unavailable","database":"down"})");
+    case RouteKind::kUnknown:
+      if (wants_html(request.accept)) {
+        return html_page(404, "Link not found", "There is no short link at this address.");
+      }
+      return error_response(404, "not_found", "no such resource");
+    default:
+      break;
+  }
+  if (health_ != nullptr && !health_->ready()) return unavailable();
+  switch (route.kind) {
+    case RouteKind::kCreate:
+      return create_link(request);
+    case RouteKind::kRedirect:
+      return redirect(request, route.code, route.query);
+    case RouteKind::kLinkItem:
+      if (request.method == "GET") return show_link(route.code);
+      if (request.method == "PATCH") return patch_link(request, route.code);
+      return delete_link(route.code);
+    default:
+      return error_response(404, "not_found", "no such resource");
+  }
+}
+
+HttpResponse Api::create_link(const HttpRequest& request) {
+  if (!is_json(request.content_type)) {
+    return error_response(415, "unsupported_media_type", "Content-Type must be application/json");
+  }
+  auto parsed = parse_create_request(request.body, url_policy_, core::now_ms());
+  if (auto* e = std::get_if<ApiError>(&parsed)) return error_response(*e);
+  auto created = store_.create(std::get<NewLink>(parsed));
+  if (auto* failure = std::get_if<CreateFailure>(&created)) {
+    if (*failure == CreateFailure::kAliasTaken) {
+      return error_response(409, "alias_taken", "this alias is already taken", "alias");
+    }
+    log_event("error", "no free code after retries; raise CODE_LENGTH");
+    return error_response(503, "no_free_code", "could not allocate a code; retry");
+  }
+  const core::Link& link = std::get<core::Link>(created);
+  HttpResponse r = link_response(201, link);
+  r.headers.emplace_back("Location", std::string(kLinksPrefix) + link.code);
+  return r;
+}
+
+HttpResponse Api::redirect(const HttpRequest& request, const std::string& code,
+                           std::string_view query) {
+  std::optional<core::Link> link = store_.find(code);
+  if (!link) {
+    if (wants_html(request.accept)) {
+      return html_page(404, "Link not found", "There is no short link at this address.");
+    }
+    return error_response(404, "not_found", "no link with this code");
+  }
+  if (core::state_at(*link, core::now_ms()) != core::LinkState::kActive) {
+    if (wants_html(request.accept)) {
+      return html_page(410, "Link no longer available",
+                       "This short link has expired or was switched off by its owner.");
+    }
+    return error_response(410, "gone", "this link has expired or was disabled");
+  }
+  HttpResponse r;
+  r.status = link->status;
+  r.headers.emplace_back("Location",
+                         core::build_location(link->target, query, link->forward_query));
+  r.headers.emplace_back("Cache-Control", cache_control_);
+  return r;
+}
+
+HttpResponse Api::show_link(const std::string& code) {
+  std::optional<core::Link> link = store_.find(code);
+  if (!link) return error_response(404, "not_found", "no link with this code");
+  return link_response(200, *link);
+}
+
+HttpResponse Api::patch_link(const HttpRequest& request, const std::string& code) {
+  if (!is_json(request.content_type)) {
+    return error_response(415, "unsupported_media_type", "Content-Type must be application/json");
+  }
+  auto parsed = parse_patch_request(request.body, url_policy_, core::now_ms());
+  if (auto* e = std::get_if<ApiError>(&parsed)) return error_response(*e);
+  std::optional<core::Link> link = store_.update(code, std::get<LinkPatch>(parsed));
+  if (!link) return error_response(404, "not_found", "no link with this code");
+  return link_response(200, *link);
+}
+
+HttpResponse Api::delete_link(const std::string& code) {
+  LinkPatch patch;
+  patch.disabled = true;
+  std::optional<core::Link> link = store_.update(code, patch);
+  if (!link) return error_response(404, "not_found", "no link with this code");
+  return link_response(200, *link);
+}
+
+HttpResponse Api::link_response(int status, const core::Link& link) const {
+  rapidjson::StringBuffer buffer;
+  core::JsonWriter w(buffer);
+  w.StartObject();
+  core::write_field(w, "code", link.code);
+  core::write_field(w, "short_url", config_.public_base_url + "/" + link.code);
+  core::write_field(w, "target", link.target);
+  core::write_field(w, "status", static_cast<long long>(link.status));
+  core::write_field(w, "forward_query", link.forward_query);
+  if (link.expires_at) {
+    core::write_field(w, "expires_at", core::format_rfc3339_ms(*link.expires_at));
+  } else {
+    core::write_null_field(w, "expires_at");
+  }
+  core::write_field(w, "disabled", link.disabled);
+  core::write_field(w, "created_at", core::format_rfc3339_ms(link.created_at));
+  core::write_field(w, "updated_at", core::format_rfc3339_ms(link.updated_at));
+  w.EndObject();
+  return json_response(status, std::string(buffer.GetString(), buffer.GetSize()));
+}
+
+}  // namespace origin

@@ -1,0 +1,329 @@
+#include "origin/http_server.h"
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "core/json.h"
+#include "origin/log.h"
+
+namespace origin {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+constexpr auto kDrainDeadline = std::chrono::seconds(9);
+
+class Session;
+
+// One io thread: its io_context, its acceptor and the sessions it owns. Only
+// that thread touches `sessions` and `draining`.
+struct Worker {
+  std::unordered_set<Session*> sessions;  // declared first: outlives ioc
+  bool draining = false;
+  net::io_context ioc{1};
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<net::steady_timer> accept_backoff;
+};
+
+}  // namespace
+
+class HttpServer::Impl {
+ public:
+  Impl(const OriginConfig& config, Api& api);
+  ~Impl();
+  void run();
+  void stop();
+
+  const OriginConfig& config;
+  Api& api;
+  net::thread_pool db_workers;
+  std::atomic<std::size_t> pending_db{0};
+
+ private:
+  void do_accept(Worker& worker);
+  void begin_drain(Worker& worker);
+
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::mutex mu_;  // guards stop_requested_, finished_
+  std::condition_variable changed_;
+  bool stop_requested_ = false;
+  unsigned finished_ = 0;
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, Worker& worker, HttpServer::Impl& server)
+      : stream_(std::move(socket)), worker_(worker), server_(server) {}
+
+  ~Session() { worker_.sessions.erase(this); }
+
+  void start() {
+    worker_.sessions.insert(this);
+    beast::error_code ec;
+    auto endpoint = stream_.socket().remote_endpoint(ec);
+    if (!ec) client_ip_ = endpoint.address().to_string();
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+    wait_for_request();
+  }
+
+  // Called on the session's thread when the server stops.
+  void drain() {
+    if (idle_) stream_.cancel();
+  }
+
+ private:
+  // Keep-alive wait: up to the idle timeout for the first byte of a request.
+  void wait_for_request() {
+    if (buffer_.size() > 0) return read_request();
+    if (worker_.draining) return close();
+    idle_ = true;
+    stream_.expires_after(server_.config.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->idle_ = false;
+                              if (ec) return self->close();
+                              self->buffer_.commit(n);
+                              self->read_request();
+                            });
+  }
+
+  // The whole request (headers and body) must arrive within the read timeout,
+  // so a client trickling bytes is cut off.
+  void read_request() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(server_.config.max_header_bytes));
+    parser_->body_limit(server_.config.max_body_bytes);
+    stream_.expires_after(server_.config.read_timeout);
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      return send_error(
+          413, "body_too_large",
+          "request body exceeds " + std::to_string(server_.config.max_body_bytes) + " bytes");
+    }
+    if (ec == http::error::header_limit) {
+      return send_error(431, "headers_too_large", "request header block is too large");
+    }
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted) {
+      return close();
+    }
+    if (ec && ec.category() == http::make_error_code(http::error::bad_method).category()) {
+      return send_error(400, "bad_request", "malformed HTTP request");
+    }
+    if (ec) return close();
+
+    http::request<http::string_body>& req = parser_->get();
+    keep_alive_ = req.keep_alive();
+    head_ = req.method() == http::verb::head;
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    request.content_type = std::string(req[http::field::content_type]);
+    request.accept = std::string(req[http::field::accept]);
+    request.body = std::move(req.body());
+    request.client_ip = client_ip_;
+
+    if (!server_.api.needs_database(request)) return send(server_.api.handle(request));
+    dispatch_to_database(std::move(request));
+  }
+
+  void dispatch_to_database(HttpRequest request) {
+    if (server_.pending_db.fetch_add(1) >= server_.config.max_pending_db_requests) {
+      server_.pending_db.fetch_sub(1);
+      return send_error(503, "overloaded", "too many requests waiting for the database");
+    }
+    auto enqueued = std::chrono::steady_clock::now();
+    net::post(server_.db_workers, [self = shared_from_this(), request = std::move(request),
+                                   guard = net::make_work_guard(worker_.ioc), enqueued]() mutable {
+      HttpResponse response;
+      // A request that waited longer than a client would is answered, not run.
+      if (std::chrono::steady_clock::now() - enqueued >
+          self->server_.config.database.acquire_timeout) {
+        response.status = 503;
+        response.content_type = "application/json";
+        response.body =
+            core::error_json("overloaded", "too many requests waiting for the database");
+        response.headers.emplace_back("Retry-After", "1");
+      } else {
+        response = self->server_.api.handle(request);
+      }
+      self->server_.pending_db.fetch_sub(1);
+      auto executor = self->stream_.get_executor();
+      net::post(executor, [self = std::move(self), response = std::move(response)]() mutable {
+        self->send(std::move(response));
+      });
+    });
+  }
+
+  void send_error(int status, std::string_view code, std::string_view message) {
+    keep_alive_ = false;
+    HttpResponse response;
+    response.status = status;
+    response.content_type = "application/json";
+    response.body = core::error_json(code, message);
+    send(std::move(response));
+  }
+
+  void send(HttpResponse response) {
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(response.status), 11);
+    res->set(http::field::server, "shortener-origin");
+    if (!response.content_type.empty()) {
+      res->set(http::field::content_type, response.content_type);
+      res->body() = std::move(response.body);
+    }
+    for (auto& [name, value] : response.headers) res->set(name, value);
+    res->keep_alive(keep_alive_ && !worker_.draining);
+    res->prepare_payload();
+    // HEAD: the headers a GET would get, Content-Length included, no body.
+    if (head_) res->body().clear();
+    const bool close_after = !res->keep_alive();
+    stream_.expires_after(server_.config.read_timeout);
+    http::async_write(
+        stream_, *res,
+        [self = shared_from_this(), res, close_after](beast::error_code ec, std::size_t) {
+          if (ec || close_after) return self->close();
+          self->wait_for_request();
+        });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Worker& worker_;
+  HttpServer::Impl& server_;
+  std::string client_ip_;
+  bool idle_ = false;
+  bool keep_alive_ = true;
+  bool head_ = false;
+};
+
+}  // namespace
+
+HttpServer::Impl::Impl(const OriginConfig& cfg, Api& a)
+    : config(cfg), api(a), db_workers(cfg.database.pool_size + cfg.database.max_overflow) {
+  const auto address = net::ip::make_address(config.listen_host);
+  const tcp::endpoint endpoint(address, config.listen_port);
+  for (unsigned i = 0; i < config.threads; ++i) {
+    auto worker = std::make_unique<Worker>();
+    worker->acceptor.emplace(worker->ioc);
+    worker->acceptor->open(endpoint.protocol());
+    worker->acceptor->set_option(net::socket_base::reuse_address(true));
+    worker->acceptor->set_option(reuse_port(true));
+    worker->acceptor->bind(endpoint);
+    worker->acceptor->listen(net::socket_base::max_listen_connections);
+    worker->accept_backoff.emplace(worker->ioc);
+    workers_.push_back(std::move(worker));
+  }
+}
+
+HttpServer::Impl::~Impl() {
+  // Database jobs post back into the workers' io_contexts: finish them first.
+  db_workers.join();
+}
+
+void HttpServer::Impl::do_accept(Worker& worker) {
+  worker.acceptor->async_accept([this, &worker](beast::error_code ec, tcp::socket socket) {
+    if (worker.draining) return;
+    if (ec) {
+      // Out of file descriptors and the like: back off instead of spinning.
+      log_event("warn", "accept failed", {{"error", ec.message()}});
+      worker.accept_backoff->expires_after(std::chrono::milliseconds(100));
+      worker.accept_backoff->async_wait([this, &worker](beast::error_code) { do_accept(worker); });
+      return;
+    }
+    std::make_shared<Session>(std::move(socket), worker, *this)->start();
+    do_accept(worker);
+  });
+}
+
+void HttpServer::Impl::begin_drain(Worker& worker) {
+  worker.draining = true;
+  beast::error_code ec;
+  worker.acceptor->close(ec);
+  worker.accept_backoff->cancel();
+  // drain() may destroy sessions; iterate over a copy.
+  std::vector<Session*> sessions(worker.sessions.begin(), worker.sessions.end());
+  for (Session* s : sessions) {
+    if (worker.sessions.count(s) != 0) s->drain();
+  }
+}
+
+void HttpServer::Impl::run() {
+  std::vector<std::thread> threads;
+  for (auto& worker : workers_) {
+    Worker* w = worker.get();
+    net::post(w->ioc, [this, w] { do_accept(*w); });
+    threads.emplace_back([this, w] {
+      w->ioc.run();
+      std::lock_guard<std::mutex> lock(mu_);
+      ++finished_;
+      changed_.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock, [this] { return stop_requested_ || finished_ == workers_.size(); });
+    bool drained =
+        changed_.wait_for(lock, kDrainDeadline, [this] { return finished_ == workers_.size(); });
+    if (!drained) {
+      log_event("warn", "drain deadline passed; closing remaining connections");
+      for (auto& worker : workers_) worker->ioc.stop();
+    }
+  }
+  for (auto& t : threads) t.join();
+}
+
+void HttpServer::Impl::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_requested_) return;
+    stop_requested_ = true;
+  }
+  for (auto& worker : workers_) {
+    Worker* w = worker.get();
+    net::post(w->ioc, [this, w] { begin_drain(*w); });
+  }
+  changed_.notify_all();
+}
+
+HttpServer::HttpServer(const OriginConfig& config, Api& api)
+    : impl_(std::make_unique<Impl>(config, api)) {}
+
+HttpServer::~HttpServer() = default;
+
+void HttpServer::run() { impl_->run(); }
+
+void HttpServer::stop() { impl_->stop(); }
+
+}  // namespace origin

@@ -1,0 +1,60 @@
+// Storage interface for links, as the HTTP handlers see it. No database types
+// appear here; the PostgreSQL adapter implements it (pg_link_store.h).
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "core/link.h"
+
+namespace origin {
+
+// The database cannot serve the request right now (down, timed out, pool
+// exhausted). Handlers answer 503; the request may be retried.
+class StoreUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct NewLink {
+  std::string target;                // normalized
+  std::optional<std::string> alias;  // lowercase, checked; nullopt: generate
+  int status = 307;
+  bool forward_query = true;
+  std::optional<core::TimePoint> expires_at;
+};
+
+// Fields to change; nullopt leaves a field as it is. For expires_at the outer
+// optional says "change it", the inner nullopt clears it.
+struct LinkPatch {
+  std::optional<std::string> target;
+  std::optional<int> status;
+  std::optional<bool> forward_query;
+  std::optional<std::optional<core::TimePoint>> expires_at;
+  std::optional<bool> disabled;
+};
+
+enum class CreateFailure {
+  kAliasTaken,  // the alias exists (in any state: codes are never reused)
+  kNoFreeCode,  // every generated candidate collided (retries exhausted)
+};
+
+class LinkStore {
+ public:
+  virtual ~LinkStore() = default;
+
+  // Inserts a link. Generated codes are retried on collision a bounded
+  // number of times. Throws StoreUnavailable. Thread-safe.
+  virtual std::variant<core::Link, CreateFailure> create(const NewLink& link) = 0;
+
+  // Looks a lowercase code up; nullopt when unknown. Throws StoreUnavailable.
+  virtual std::optional<core::Link> find(std::string_view code) = 0;
+
+  // Applies `patch`; returns the updated link, nullopt when unknown.
+  virtual std::optional<core::Link> update(std::string_view code, const LinkPatch& patch) = 0;
+};
+
+}  // namespace origin

@@ -1,0 +1,109 @@
+// origin: the HTTP service that owns links. `origin serve`, `origin migrate`.
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <pqxx/pqxx>
+#include <string>
+#include <thread>
+
+#include "core/config.h"
+#include "origin/db_health.h"
+#include "origin/handlers.h"
+#include "origin/http_server.h"
+#include "origin/log.h"
+#include "origin/migrations.h"
+#include "origin/origin_config.h"
+#include "origin/pg_link_store.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: origin <command>\n"
+    "  serve     run the HTTP service (configured by environment; see README)\n"
+    "  migrate   apply pending database migrations\n"
+    "  version   print the version\n";
+
+int migrate() {
+  core::DatabaseConfig db = core::load_database_config(core::Env());
+  pqxx::connection conn(db.url);
+  auto applied = origin::apply_migrations(
+      conn, origin::embedded_migrations(),
+      [](const std::string& name) { std::cout << "applied " << name << std::endl; });
+  if (applied.empty()) std::cout << "schema up to date; nothing to apply" << std::endl;
+  return 0;
+}
+
+int serve() {
+  origin::OriginConfig config = origin::load_origin_config(core::Env());
+  {
+    pqxx::connection conn(config.database.url);
+    auto pending = origin::pending_migrations(conn, origin::embedded_migrations());
+    if (!pending.empty()) {
+      std::cerr << "origin: database schema is behind: migration " << pending.front()
+                << " is not applied (run `origin migrate`)" << std::endl;
+      return 1;
+    }
+  }
+
+  // Signals are taken by a dedicated thread, so every other thread (io,
+  // database, health) must block them: set the mask before creating any.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  core::PgPool pool(config.database, origin::PgLinkStore::prepare_statements);
+  origin::PgLinkStore store(pool, config.code_length);
+  origin::DbHealth health(config.database.url, pool);
+  origin::Api api(config, store, &health);
+  origin::HttpServer server(config, api);
+
+  std::thread signal_thread([&server, signals] {
+    int received = 0;
+    sigwait(&signals, &received);
+    origin::log_event("info", "shutting down", {{"signal", received == SIGTERM ? "TERM" : "INT"}});
+    server.stop();
+  });
+  origin::log_event("info", "listening",
+                    {{"address", config.listen_host + ":" + std::to_string(config.listen_port)},
+                     {"threads", std::to_string(config.threads)},
+                     {"public_base_url", config.public_base_url}});
+  server.run();
+  signal_thread.join();
+  origin::log_event("info", "stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  // libpq reads this; without it a connection attempt to an unreachable host
+  // could hang for minutes.
+  setenv("PGCONNECT_TIMEOUT", "2", 0);
+  const std::string command = argv[1];
+  try {
+    if (command == "serve") return serve();
+    if (command == "migrate") return migrate();
+    if (command == "version" || command == "--version") {
+      std::cout << "origin 0.1.0" << std::endl;
+      return 0;
+    }
+    if (command == "help" || command == "--help" || command == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    std::cerr << "origin: unknown command '" << command << "'\n" << kUsage;
+    return 2;
+  } catch (const std::exception& e) {
+    std::string message = e.what();
+    message = message.substr(0, message.find('\n'));
+    std::cerr << "origin " << command << ": " << message << std::endl;
+    return 1;
+  }
+}

@@ -1,0 +1,78 @@
+#include "origin/origin_config.h"
+
+#include <thread>
+
+#include "core/code.h"
+
+namespace origin {
+namespace {
+
+void parse_listen(const std::string& value, OriginConfig& config) {
+  auto colon = value.rfind(':');
+  if (colon == std::string::npos || colon + 1 == value.size()) {
+    throw core::ConfigError("ORIGIN_LISTEN must be host:port, got '" + value + "'");
+  }
+  std::string host = value.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const std::string port = value.substr(colon + 1);
+  long parsed = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9' || parsed > 65535) {
+      throw core::ConfigError("ORIGIN_LISTEN port must be 1-65535, got '" + port + "'");
+    }
+    parsed = parsed * 10 + (c - '0');
+  }
+  if (parsed < 1 || parsed > 65535) {
+    throw core::ConfigError("ORIGIN_LISTEN port must be 1-65535, got '" + port + "'");
+  }
+  config.listen_host = host.empty() ? "127.0.0.1" : host;
+  config.listen_port = static_cast<std::uint16_t>(parsed);
+}
+
+// Host of an http(s) base URL, lowercased, without port or brackets.
+std::string host_of(const std::string& url) {
+  auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return {};
+  std::string rest = url.substr(scheme_end + 3);
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  if (!rest.empty() && rest.front() == '[')
+    return core::lowercase_ascii(rest.substr(1, rest.find(']') - 1));
+  return core::lowercase_ascii(
+      rest.substr(0, rest.rfind(':') == std::string::npos ? rest.size() : rest.rfind(':')));
+}
+
+}  // namespace
+
+OriginConfig load_origin_config(const core::Env& env) {
+  OriginConfig config;
+  config.database = core::load_database_config(env);
+  parse_listen(env.text("ORIGIN_LISTEN", "127.0.0.1:8080"), config);
+  std::string base = env.text("PUBLIC_BASE_URL", "");
+  if (base.empty()) {
+    base = "http://" + env.text("ORIGIN_LISTEN", "127.0.0.1:8080");
+  }
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  if (base.rfind("http://", 0) != 0 && base.rfind("https://", 0) != 0) {
+    throw core::ConfigError("PUBLIC_BASE_URL must start with http:// or https://, got '" + base +
+                            "'");
+  }
+  config.public_base_url = base;
+  config.public_host = host_of(base);
+  if (config.public_host.empty()) {
+    throw core::ConfigError("PUBLIC_BASE_URL has no host: '" + base + "'");
+  }
+  unsigned cores = std::thread::hardware_concurrency();
+  config.threads =
+      static_cast<unsigned>(env.integer("ORIGIN_THREADS", cores == 0 ? 2 : cores, 1, 256));
+  config.code_length = static_cast<std::size_t>(env.integer("CODE_LENGTH", 7, 4, 32));
+  config.redirect_max_age = static_cast<int>(env.integer("REDIRECT_MAX_AGE", 90, 0, 31536000));
+  config.max_body_bytes =
+      static_cast<std::size_t>(env.integer("MAX_BODY_BYTES", 8192, 1024, 1048576));
+  config.read_timeout = std::chrono::seconds(env.integer("ORIGIN_READ_TIMEOUT_S", 15, 1, 3600));
+  config.idle_timeout = std::chrono::seconds(env.integer("ORIGIN_IDLE_TIMEOUT_S", 30, 1, 3600));
+  return config;
+}
+
+}  // namespace origin

@@ -1,0 +1,34 @@
+// LinkStore on PostgreSQL through the connection pool.
+#pragma once
+
+#include <cstddef>
+
+#include "core/pg_pool.h"
+#include "origin/link_store.h"
+
+namespace origin {
+
+class PgLinkStore : public LinkStore {
+ public:
+  // `code_length`: length of generated codes. The pool must have been built
+  // with PgLinkStore::prepare_statements as its setup function.
+  PgLinkStore(core::PgPool& pool, std::size_t code_length);
+
+  std::variant<core::Link, CreateFailure> create(const NewLink& link) override;
+  std::optional<core::Link> find(std::string_view code) override;
+  std::optional<core::Link> update(std::string_view code, const LinkPatch& patch) override;
+
+  // Prepares this store's statements on a new connection.
+  static void prepare_statements(pqxx::connection& conn);
+
+ private:
+  // Runs `fn(connection)`, translating unavailability into StoreUnavailable.
+  // `idempotent` work is retried once on a fresh connection after a broken one.
+  template <typename Fn>
+  auto run(bool idempotent, Fn&& fn);
+
+  core::PgPool& pool_;
+  const std::size_t code_length_;
+};
+
+}  // namespace origin
