@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <optional>
@@ -535,6 +536,55 @@ TEST_F(LinksApi, ChangesAreNotifiedOnLinkChangedWithTheCode) {
   ASSERT_EQ(client_.request("DELETE", "/api/links/" + code).status, 200);
   EXPECT_TRUE(changes.await(listener, code, 5s))
       << "NOTIFY after DELETE; payloads seen: " << testing::PrintToString(changes.payloads());
+}
+
+}  // namespace
+}  // namespace integration
+
+namespace integration {
+namespace {
+
+// A query stuck behind a lock occupies database workers, never io threads:
+// /healthz keeps answering at once while redirects wait for the database.
+TEST(SlowDatabase, RequestsThatNeedNoDatabaseAreNotStalledByASlowQuery) {
+  TestDatabase db;
+  OriginProcess origin(db.url(), {{"DB_STATEMENT_TIMEOUT_MS", "3000"}, {"ORIGIN_THREADS", "2"}});
+  HttpClient setup = origin.client();
+  const Response created =
+      setup.post_json("/api/links", R"({"url":"https://example.com/slow","alias":"slow"})");
+  ASSERT_EQ(created.status, 201) << created.summary();
+
+  pqxx::connection locker(db.url());
+  pqxx::work lock_txn(locker);
+  lock_txn.exec("LOCK TABLE links IN ACCESS EXCLUSIVE MODE");
+
+  // Saturate every database worker (pool 5 + overflow 10) with blocked lookups.
+  std::vector<std::thread> blocked;
+  std::atomic<int> blocked_done{0};
+  for (int i = 0; i < 20; ++i) {
+    blocked.emplace_back([&origin, &blocked_done] {
+      HttpClient c = origin.client(std::chrono::seconds(10));
+      try {
+        c.get("/slow");
+      } catch (const std::exception&) {
+      }
+      ++blocked_done;
+    });
+  }
+  std::this_thread::sleep_for(300ms);
+  ASSERT_EQ(blocked_done.load(), 0) << "the lock did not hold the lookups";
+
+  HttpClient probe = origin.client(std::chrono::seconds(2));
+  for (int i = 0; i < 20; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const Response health = probe.get("/healthz");
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(health.status, 200) << "probe " << i;
+    EXPECT_LT(elapsed, 100ms) << "probe " << i << " waited behind the database";
+  }
+  lock_txn.abort();
+  for (auto& t : blocked) t.join();
+  EXPECT_EQ(setup.get("/slow").status, 307) << "lookups work again once the lock is gone";
 }
 
 }  // namespace
