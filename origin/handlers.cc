@@ -177,10 +177,14 @@ HttpResponse Api::dispatch(const HttpRequest& request) {
   switch (route.kind) {
     case RouteKind::kHealth:
       return json_response(200, R"({"status":"ok"})");
-    case RouteKind::kReady:
-      if (health_ == nullptr || health_->ready())
-        return json_response(200, R"({"status":"ready"})");
-      return json_response(503, R"({"status":"unavailable","database":"down"})");
+    case RouteKind::kReady: {
+      const bool database = health_ == nullptr || health_->ready();
+      const bool journal = !journal_ok_ || journal_ok_();
+      if (database && journal) return json_response(200, R"({"status":"ready"})");
+      return json_response(503, std::string(R"({"status":"unavailable","database":")") +
+                                    (database ? "up" : "down") + R"(","journal":")" +
+                                    (journal ? "ok" : "failing") + "\"}");
+    }
     case RouteKind::kUnknown:
       if (wants_html(request.accept)) {
         return html_page(404, "Link not found", "There is no short link at this address.");
@@ -193,8 +197,11 @@ HttpResponse Api::dispatch(const HttpRequest& request) {
   switch (route.kind) {
     case RouteKind::kCreate:
       return create_link(request);
-    case RouteKind::kRedirect:
-      return redirect(request, route.code, route.query);
+    case RouteKind::kRedirect: {
+      HttpResponse r = redirect(request, route.code, route.query);
+      r.visit_code = route.code;
+      return r;
+    }
     case RouteKind::kLinkItem:
       if (request.method == "GET") return show_link(route.code);
       if (request.method == "PATCH") return patch_link(request, route.code);

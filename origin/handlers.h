@@ -2,6 +2,7 @@
 // no Beast types: the session layer (http_server.h) converts.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +29,9 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Type/Length
   std::string content_type;                                  // empty: no body
   std::string body;
+  // Set on answers to GET/HEAD /{code} (redirect, 404, 410): the session
+  // journals a visit for this code before it sends the response.
+  std::string visit_code;
 };
 
 // Routes and answers requests. Thread-safe: handle() may run on many threads.
@@ -44,6 +48,10 @@ class Api {
   // unexpected 500 (and is logged).
   HttpResponse handle(const HttpRequest& request);
 
+  // Reports whether visits can be journaled (for /readyz). Call before
+  // serving; `probe` must be thread-safe.
+  void set_journal_probe(std::function<bool()> probe) { journal_ok_ = std::move(probe); }
+
  private:
   HttpResponse dispatch(const HttpRequest& request);
   HttpResponse create_link(const HttpRequest& request);
@@ -59,6 +67,7 @@ class Api {
   const DbHealth* health_;
   core::UrlPolicyOptions url_policy_;
   std::string cache_control_;
+  std::function<bool()> journal_ok_;
 };
 
 }  // namespace origin

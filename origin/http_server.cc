@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "core/json.h"
+#include "core/visit_record.h"
+#include "origin/journal.h"
 #include "origin/log.h"
 
 namespace origin {
@@ -40,6 +42,11 @@ struct Worker {
   net::io_context ioc{1};
   std::optional<tcp::acceptor> acceptor;
   std::optional<net::steady_timer> accept_backoff;
+  // This thread's visit journal: no lock is shared between io threads.
+  std::unique_ptr<JournalWriter> journal;
+  std::optional<net::steady_timer> journal_timer;
+  std::chrono::steady_clock::time_point next_journal_warning{};
+  std::uint64_t journal_failures = 0;
 };
 
 }  // namespace
@@ -50,6 +57,7 @@ class HttpServer::Impl {
   ~Impl();
   void run();
   void stop();
+  bool journal_healthy() const;
 
   const OriginConfig& config;
   Api& api;
@@ -59,6 +67,7 @@ class HttpServer::Impl {
  private:
   void do_accept(Worker& worker);
   void begin_drain(Worker& worker);
+  void schedule_journal_upkeep(Worker& worker);
 
   std::vector<std::unique_ptr<Worker>> workers_;
   std::mutex mu_;  // guards stop_requested_, finished_
@@ -146,6 +155,8 @@ class Session : public std::enable_shared_from_this<Session> {
     request.accept = std::string(req[http::field::accept]);
     request.body = std::move(req.body());
     request.client_ip = client_ip_;
+    user_agent_ = std::string(req[http::field::user_agent]);
+    referrer_ = std::string(req[http::field::referer]);
 
     if (!server_.api.needs_database(request)) return send(server_.api.handle(request));
     dispatch_to_database(std::move(request));
@@ -188,7 +199,33 @@ class Session : public std::enable_shared_from_this<Session> {
     send(std::move(response));
   }
 
+  // The visit is in the journal before the first byte of the response is
+  // sent, so a crash after the client got its redirect cannot lose it. When
+  // the journal fails the redirect is still sent: a person clicking a link
+  // matters more than one count, and /readyz reports the failure so traffic
+  // moves to an instance that can record.
+  void journal_visit(const std::string& code, int status) {
+    core::VisitRecord visit;
+    visit.time = core::now_ms();
+    visit.code = code;
+    visit.ip = core::anonymize_ip(client_ip_, server_.config.ip_mode);
+    visit.user_agent = user_agent_;
+    visit.referrer = referrer_;
+    visit.status = status;
+    visit.source = std::string(core::kSourceOrigin);
+    if (worker_.journal->append(core::format_visit_line(visit))) return;
+    ++worker_.journal_failures;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= worker_.next_journal_warning) {
+      worker_.next_journal_warning = now + std::chrono::seconds(5);
+      log_event("error", "visit not journaled",
+                {{"error", worker_.journal->last_error()},
+                 {"failures_on_thread", std::to_string(worker_.journal_failures)}});
+    }
+  }
+
   void send(HttpResponse response) {
+    if (!response.visit_code.empty()) journal_visit(response.visit_code, response.status);
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(response.status), 11);
     res->set(http::field::server, "shortener-origin");
@@ -223,6 +260,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Worker& worker_;
   HttpServer::Impl& server_;
   std::string client_ip_;
+  std::string user_agent_;
+  std::string referrer_;
   bool idle_ = false;
   bool keep_alive_ = true;
   bool head_ = false;
@@ -243,6 +282,12 @@ HttpServer::Impl::Impl(const OriginConfig& cfg, Api& a)
     worker->acceptor->bind(endpoint);
     worker->acceptor->listen(net::socket_base::max_listen_connections);
     worker->accept_backoff.emplace(worker->ioc);
+    JournalOptions journal_options;
+    journal_options.max_bytes = config.journal_max_bytes;
+    journal_options.max_age = config.journal_max_age;
+    worker->journal = std::make_unique<JournalWriter>(
+        config.journal_dir, config.journal_instance + "-t" + std::to_string(i), journal_options);
+    worker->journal_timer.emplace(worker->ioc);
     workers_.push_back(std::move(worker));
   }
 }
@@ -267,11 +312,29 @@ void HttpServer::Impl::do_accept(Worker& worker) {
   });
 }
 
+bool HttpServer::Impl::journal_healthy() const {
+  for (const auto& worker : workers_) {
+    if (!worker->journal->healthy()) return false;
+  }
+  return true;
+}
+
+// Closes journal files by age without traffic, and retries a failing journal.
+void HttpServer::Impl::schedule_journal_upkeep(Worker& worker) {
+  worker.journal_timer->expires_after(std::chrono::seconds(1));
+  worker.journal_timer->async_wait([this, &worker](beast::error_code ec) {
+    if (ec || worker.draining) return;
+    worker.journal->rotate_if_idle();
+    schedule_journal_upkeep(worker);
+  });
+}
+
 void HttpServer::Impl::begin_drain(Worker& worker) {
   worker.draining = true;
   beast::error_code ec;
   worker.acceptor->close(ec);
   worker.accept_backoff->cancel();
+  worker.journal_timer->cancel();
   // drain() may destroy sessions; iterate over a copy.
   std::vector<Session*> sessions(worker.sessions.begin(), worker.sessions.end());
   for (Session* s : sessions) {
@@ -283,7 +346,10 @@ void HttpServer::Impl::run() {
   std::vector<std::thread> threads;
   for (auto& worker : workers_) {
     Worker* w = worker.get();
-    net::post(w->ioc, [this, w] { do_accept(*w); });
+    net::post(w->ioc, [this, w] {
+      do_accept(*w);
+      schedule_journal_upkeep(*w);
+    });
     threads.emplace_back([this, w] {
       w->ioc.run();
       std::lock_guard<std::mutex> lock(mu_);
@@ -325,5 +391,7 @@ HttpServer::~HttpServer() = default;
 void HttpServer::run() { impl_->run(); }
 
 void HttpServer::stop() { impl_->stop(); }
+
+bool HttpServer::journal_healthy() const { return impl_->journal_healthy(); }
 
 }  // namespace origin

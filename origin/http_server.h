@@ -28,6 +28,9 @@ class HttpServer {
   // closed, busy ones closed after their response. Thread-safe, idempotent.
   void stop();
 
+  // False while any io thread cannot write its visit journal. Thread-safe.
+  bool journal_healthy() const;
+
   class Impl;  // public only so the session type in the .cc can name it
 
  private:

@@ -1,6 +1,7 @@
 // origin: the HTTP service that owns links. `origin serve`, `origin migrate`.
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <pqxx/pqxx>
 #include <string>
@@ -58,7 +59,10 @@ int serve() {
   origin::PgLinkStore store(pool, config.code_length);
   origin::DbHealth health(config.database.url, pool);
   origin::Api api(config, store, &health);
+  std::error_code mkdir_error;
+  std::filesystem::create_directories(config.journal_dir, mkdir_error);
   origin::HttpServer server(config, api);
+  api.set_journal_probe([&server] { return server.journal_healthy(); });
 
   std::thread signal_thread([&server, signals] {
     int received = 0;
@@ -69,7 +73,8 @@ int serve() {
   origin::log_event("info", "listening",
                     {{"address", config.listen_host + ":" + std::to_string(config.listen_port)},
                      {"threads", std::to_string(config.threads)},
-                     {"public_base_url", config.public_base_url}});
+                     {"public_base_url", config.public_base_url},
+                     {"journal", config.journal_dir + "/" + config.journal_instance + "-t*"}});
   server.run();
   signal_thread.join();
   origin::log_event("info", "stopped");

@@ -1,5 +1,7 @@
 #include "origin/origin_config.h"
 
+#include <unistd.h>
+
 #include <thread>
 
 #include "core/code.h"
@@ -72,6 +74,31 @@ OriginConfig load_origin_config(const core::Env& env) {
       static_cast<std::size_t>(env.integer("MAX_BODY_BYTES", 8192, 1024, 1048576));
   config.read_timeout = std::chrono::seconds(env.integer("ORIGIN_READ_TIMEOUT_S", 15, 1, 3600));
   config.idle_timeout = std::chrono::seconds(env.integer("ORIGIN_IDLE_TIMEOUT_S", 30, 1, 3600));
+  config.journal_dir = env.text("JOURNAL_DIR", "journal");
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::string default_instance =
+      "origin-" + std::string(host[0] ? host : "local") + "-" + std::to_string(config.listen_port);
+  config.journal_instance = env.text("ORIGIN_INSTANCE", default_instance);
+  for (char c : config.journal_instance) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.';
+    if (!ok || config.journal_instance.size() > 80 || config.journal_instance[0] == '.') {
+      throw core::ConfigError(
+          "ORIGIN_INSTANCE must be 1-80 characters from A-Z a-z 0-9 . _ -, got '" +
+          config.journal_instance + "'");
+    }
+  }
+  config.journal_max_bytes = static_cast<std::uint64_t>(
+      env.integer("JOURNAL_MAX_BYTES", 64ll * 1024 * 1024, 4096, 1ll << 40));
+  config.journal_max_age = std::chrono::seconds(env.integer("JOURNAL_MAX_AGE_S", 60, 1, 86400));
+  const std::string ip_mode = env.text("VISIT_IP_MODE", "anonymized");
+  auto mode = core::parse_ip_mode(ip_mode);
+  if (!mode) {
+    throw core::ConfigError("VISIT_IP_MODE must be anonymized, full or none, got '" + ip_mode +
+                            "'");
+  }
+  config.ip_mode = *mode;
   return config;
 }
 

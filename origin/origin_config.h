@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/config.h"
+#include "core/visit_record.h"
 
 namespace origin {
 
@@ -23,11 +24,20 @@ struct OriginConfig {
   std::chrono::seconds read_timeout{15};  // per request, headers and body
   std::chrono::seconds idle_timeout{30};  // keep-alive between requests
   std::size_t max_pending_db_requests = 4096;
+
+  // Visit journal (see journal.h): one writer per io thread, files named
+  // "<journal_instance>-t<N>-<seq>.jsonl" under journal_dir.
+  std::string journal_dir = "journal";
+  std::string journal_instance;  // default "origin-<hostname>-<port>"
+  std::uint64_t journal_max_bytes = 64ull * 1024 * 1024;
+  std::chrono::seconds journal_max_age{60};
+  core::IpMode ip_mode = core::IpMode::kAnonymized;
 };
 
 // Reads ORIGIN_LISTEN, PUBLIC_BASE_URL, ORIGIN_THREADS, CODE_LENGTH,
 // REDIRECT_MAX_AGE, MAX_BODY_BYTES, ORIGIN_READ_TIMEOUT_S, ORIGIN_IDLE_TIMEOUT_S
-// and the database variables. Throws core::ConfigError naming the variable.
+// JOURNAL_DIR, ORIGIN_INSTANCE, JOURNAL_MAX_BYTES, JOURNAL_MAX_AGE_S,
+// VISIT_IP_MODE and the database variables. Throws core::ConfigError naming the variable.
 OriginConfig load_origin_config(const core::Env& env);
 
 }  // namespace origin

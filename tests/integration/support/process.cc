@@ -54,7 +54,9 @@ bool is_origin_setting(const std::string& name) {
   for (const char* exact : kExact) {
     if (name == exact) return true;
   }
-  return name.rfind("ORIGIN_", 0) == 0 || name.rfind("DB_", 0) == 0;
+  return name.rfind("ORIGIN_", 0) == 0 || name.rfind("DB_", 0) == 0 ||
+         name.rfind("JOURNAL_", 0) == 0 || name.rfind("VISIT", 0) == 0 ||
+         name.rfind("INGEST", 0) == 0;
 }
 
 }  // namespace
@@ -267,7 +269,9 @@ OriginProcess::OriginProcess(const std::string& database_url, const Environment&
   env["DATABASE_URL"] = database_url;
   env["ORIGIN_LISTEN"] = "127.0.0.1:" + std::to_string(port_);
   env["PUBLIC_BASE_URL"] = public_base_url_;
+  env["JOURNAL_DIR"] = log_dir_ + "/journal";
   for (const auto& [name, value] : overrides) env[name] = value;
+  journal_dir_ = env["JOURNAL_DIR"];
   public_base_url_ = env["PUBLIC_BASE_URL"];
   process_.emplace(std::vector<std::string>{ORIGIN_BIN, "serve"}, env, log_path_, log_path_);
 

@@ -111,6 +111,8 @@ class OriginProcess {
   HttpClient client(std::chrono::milliseconds timeout = HttpClient::kDefaultTimeout) const;
   Process& process() { return *process_; }
   const std::string& log_path() const { return log_path_; }
+  // Where this origin journals visits (JOURNAL_DIR).
+  const std::string& journal_dir() const { return journal_dir_; }
   std::string log_tail(std::size_t lines = 40) const { return tail_of_file(log_path_, lines); }
 
  private:
@@ -118,6 +120,7 @@ class OriginProcess {
   std::string public_base_url_;
   std::string log_dir_;
   std::string log_path_;
+  std::string journal_dir_;
   std::optional<Process> process_;
 };
 

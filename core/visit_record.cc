@@ -1,0 +1,379 @@
+#include "core/visit_record.h"
+
+#include <arpa/inet.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <array>
+#include <cstdint>
+
+#include "core/code.h"
+
+namespace core {
+namespace {
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+constexpr std::size_t kMaxCodeBytes = 256;
+constexpr std::size_t kMaxSourceBytes = 16;
+// 9999-12-31T23:59:59.999Z, the last instant parse_rfc3339 accepts.
+constexpr std::int64_t kMaxUnixMs = 253402300799999;
+
+// Length of the valid UTF-8 sequence starting at text[i], or 0 when there is
+// none; then `invalid_length` is the length of the maximal invalid subpart.
+std::size_t utf8_sequence_length(std::string_view text, std::size_t i,
+                                 std::size_t& invalid_length) {
+  const auto lead = static_cast<unsigned char>(text[i]);
+  invalid_length = 1;
+  if (lead < 0x80) return 1;
+  std::size_t length = 0;
+  unsigned char low = 0x80;
+  unsigned char high = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead == 0xE0) {
+    length = 3;
+    low = 0xA0;  // overlong below U+0800
+  } else if (lead == 0xED) {
+    length = 3;
+    high = 0x9F;  // surrogates U+D800..U+DFFF
+  } else if (lead >= 0xE1 && lead <= 0xEF) {
+    length = 3;
+  } else if (lead == 0xF0) {
+    length = 4;
+    low = 0x90;  // overlong below U+10000
+  } else if (lead >= 0xF1 && lead <= 0xF3) {
+    length = 4;
+  } else if (lead == 0xF4) {
+    length = 4;
+    high = 0x8F;  // above U+10FFFF
+  } else {
+    return 0;
+  }
+  for (std::size_t k = 1; k < length; ++k) {
+    if (i + k >= text.size()) {
+      invalid_length = k;
+      return 0;
+    }
+    const auto byte = static_cast<unsigned char>(text[i + k]);
+    const unsigned char lo = k == 1 ? low : 0x80;
+    const unsigned char hi = k == 1 ? high : 0xBF;
+    if (byte < lo || byte > hi) {
+      invalid_length = k;
+      return 0;
+    }
+  }
+  return length;
+}
+
+// Offset of the first invalid UTF-8 byte, or npos.
+std::size_t first_invalid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t invalid_length = 0;
+    std::size_t length = utf8_sequence_length(text, i, invalid_length);
+    if (length == 0) return i;
+    i += length;
+  }
+  return std::string_view::npos;
+}
+
+// Valid UTF-8 without NUL, capped at `max_bytes`.
+std::string clean_text(std::string_view text, std::size_t max_bytes) {
+  std::string valid = to_valid_utf8(text);
+  std::string out;
+  out.reserve(valid.size());
+  for (char c : valid) {
+    if (c == '\0') {
+      out.append(kReplacement);
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.resize(cap_utf8(out, max_bytes).size());
+  return out;
+}
+
+void write_string(rapidjson::Writer<rapidjson::StringBuffer>& w, const char* key,
+                  const std::string& value) {
+  w.Key(key);
+  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+bool all_digits(std::string_view text) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+// nginx's $msec: "1795812400.123". Seconds up to 12 digits, fraction 1-9.
+std::optional<TimePoint> parse_unix_seconds(std::string_view text) {
+  std::size_t dot = text.find('.');
+  std::string_view seconds = text.substr(0, dot);
+  std::string_view fraction =
+      dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
+  if (!all_digits(seconds) || seconds.size() > 12) return std::nullopt;
+  if (dot != std::string_view::npos && (!all_digits(fraction) || fraction.size() > 9)) {
+    return std::nullopt;
+  }
+  std::int64_t ms = 0;
+  for (char c : seconds) ms = ms * 10 + (c - '0');
+  ms *= 1000;
+  std::int64_t millis = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    millis = millis * 10 + (i < fraction.size() ? fraction[i] - '0' : 0);
+  }
+  ms += millis;
+  if (ms > kMaxUnixMs) return std::nullopt;
+  return from_unix_ms(ms);
+}
+
+std::optional<TimePoint> parse_time_field(std::string_view text) {
+  if (text.find('-') != std::string_view::npos) return parse_rfc3339(text);
+  return parse_unix_seconds(text);
+}
+
+std::string field_reason(std::string_view field, std::string_view rule) {
+  std::string reason = "field \"";
+  reason.append(field);
+  reason.append("\" ");
+  reason.append(rule);
+  return reason;
+}
+
+// A decoded JSON string: valid UTF-8 (RapidJSON 1.1 lets an escaped lone low
+// surrogate such as \udc00 through), NUL replaced, capped.
+std::optional<std::string> decoded_text(const rapidjson::Value& value, std::size_t max_bytes) {
+  std::string_view text(value.GetString(), value.GetStringLength());
+  if (first_invalid_utf8(text) != std::string_view::npos) return std::nullopt;
+  return clean_text(text, max_bytes);
+}
+
+enum Field : std::size_t { kTime, kCode, kIp, kUa, kRef, kStatus, kSrc, kFieldCount };
+constexpr std::array<std::string_view, kFieldCount> kFieldNames = {"time", "code",   "ip", "ua",
+                                                                   "ref",  "status", "src"};
+
+// Fetchers whose user agent does not contain "bot" (see contains_bot_word).
+constexpr std::array<std::string_view, 33> kBotMarkers = {
+    "crawl",
+    "spider",
+    "slurp",
+    "facebookexternalhit",
+    "facebookcatalog",
+    "meta-externalagent",
+    "whatsapp",
+    "skypeuripreview",
+    "preview",
+    "embedly",
+    "iframely",
+    "vkshare",
+    "mediapartners-google",
+    "feedfetcher",
+    "google-inspectiontool",
+    "headlesschrome",
+    "phantomjs",
+    "lighthouse",
+    "pingdom",
+    "curl/",
+    "wget/",
+    "python-requests",
+    "python-urllib",
+    "python-httpx",
+    "aiohttp",
+    "go-http-client",
+    "libwww-perl",
+    "java/",
+    "apache-httpclient",
+    "node-fetch",
+    "axios/",
+    "scrapy",
+    "postmanruntime",
+};
+
+// "bot" is deliberately broad (Googlebot, bingbot, Twitterbot, Slackbot,
+// TelegramBot, Discordbot, LinkedInBot, Applebot, AdsBot, ...), except inside
+// "cubot", a phone brand whose model names appear in real browsers' agents.
+bool contains_bot_word(std::string_view lower) {
+  std::size_t pos = lower.find("bot");
+  while (pos != std::string_view::npos) {
+    bool cubot = pos >= 2 && lower.substr(pos - 2, 2) == "cu";
+    if (!cubot) return true;
+    pos = lower.find("bot", pos + 1);
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string to_valid_utf8(std::string_view text) {
+  if (first_invalid_utf8(text) == std::string_view::npos) return std::string(text);
+  std::string out;
+  out.reserve(text.size() + 16);
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t invalid_length = 0;
+    std::size_t length = utf8_sequence_length(text, i, invalid_length);
+    if (length > 0) {
+      out.append(text.substr(i, length));
+      i += length;
+    } else {
+      out.append(kReplacement);
+      i += invalid_length;
+    }
+  }
+  return out;
+}
+
+std::string_view cap_utf8(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  std::size_t end = max_bytes;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return text.substr(0, end);
+}
+
+std::string format_visit_line(const VisitRecord& record) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.StartObject();
+  write_string(w, "time", format_rfc3339_ms(record.time));
+  write_string(w, "code", clean_text(record.code, kMaxCodeBytes));
+  write_string(w, "ip", clean_text(record.ip, kMaxIpBytes));
+  write_string(w, "ua", clean_text(record.user_agent, kMaxUserAgentBytes));
+  write_string(w, "ref", clean_text(record.referrer, kMaxReferrerBytes));
+  w.Key("status");
+  w.Int(record.status);
+  write_string(w, "src", clean_text(record.source, kMaxSourceBytes));
+  w.EndObject();
+  std::string line(buffer.GetString(), buffer.GetSize());
+  line.push_back('\n');
+  return line;
+}
+
+std::variant<VisitRecord, std::string> parse_visit_line(std::string_view line) {
+  if (line.size() > kMaxVisitLineBytes) {
+    return "line longer than " + std::to_string(kMaxVisitLineBytes) + " bytes";
+  }
+  if (std::size_t bad = first_invalid_utf8(line); bad != std::string_view::npos) {
+    return "invalid UTF-8 at byte " + std::to_string(bad);
+  }
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(line.data(),
+                                                                                    line.size());
+  if (doc.HasParseError()) {
+    return std::string("not JSON: ") + rapidjson::GetParseError_En(doc.GetParseError()) +
+           " at byte " + std::to_string(doc.GetErrorOffset());
+  }
+  if (!doc.IsObject()) return "not a JSON object";
+
+  std::array<const rapidjson::Value*, kFieldCount> fields{};
+  for (const auto& member : doc.GetObject()) {
+    std::string_view key(member.name.GetString(), member.name.GetStringLength());
+    for (std::size_t f = 0; f < kFieldCount; ++f) {
+      if (key != kFieldNames[f]) continue;
+      if (fields[f] != nullptr) return field_reason(key, "appears twice");
+      fields[f] = &member.value;
+    }
+  }
+  for (Field f : {kTime, kCode, kStatus, kSrc}) {
+    if (fields[f] == nullptr) return field_reason(kFieldNames[f], "is missing");
+  }
+  for (Field f : {kTime, kCode, kIp, kUa, kRef, kSrc}) {
+    if (fields[f] != nullptr && !fields[f]->IsString()) {
+      return field_reason(kFieldNames[f], "must be a string");
+    }
+  }
+
+  VisitRecord record;
+  auto time = parse_time_field(
+      std::string_view(fields[kTime]->GetString(), fields[kTime]->GetStringLength()));
+  if (!time) {
+    return field_reason("time",
+                        "must be RFC 3339 with a zone or Unix seconds such as 1795812400.123");
+  }
+  record.time = *time;
+
+  record.code = lowercase_ascii(
+      std::string_view(fields[kCode]->GetString(), fields[kCode]->GetStringLength()));
+  if (!is_valid_code(record.code)) return field_reason("code", "must match [a-z0-9_-]{1,64}");
+
+  if (!fields[kStatus]->IsInt()) return field_reason("status", "must be an integer");
+  record.status = fields[kStatus]->GetInt();
+  if (record.status < 100 || record.status > 599) {
+    return field_reason("status", "must be between 100 and 599");
+  }
+
+  std::string_view source(fields[kSrc]->GetString(), fields[kSrc]->GetStringLength());
+  if (source != kSourceOrigin && source != kSourceEdge) {
+    return field_reason("src", "must be \"origin\" or \"edge\"");
+  }
+  record.source = std::string(source);
+
+  struct TextField {
+    Field field;
+    std::size_t max_bytes;
+    std::string* out;
+  };
+  for (const TextField& text : {TextField{kIp, kMaxIpBytes, &record.ip},
+                                TextField{kUa, kMaxUserAgentBytes, &record.user_agent},
+                                TextField{kRef, kMaxReferrerBytes, &record.referrer}}) {
+    if (fields[text.field] == nullptr) continue;
+    auto value = decoded_text(*fields[text.field], text.max_bytes);
+    if (!value) return field_reason(kFieldNames[text.field], "escapes to invalid UTF-8");
+    *text.out = std::move(*value);
+  }
+  return record;
+}
+
+std::optional<IpMode> parse_ip_mode(std::string_view text) {
+  if (text == "anonymized") return IpMode::kAnonymized;
+  if (text == "full") return IpMode::kFull;
+  if (text == "none") return IpMode::kNone;
+  return std::nullopt;
+}
+
+std::string anonymize_ip(std::string_view ip, IpMode mode) {
+  switch (mode) {
+    case IpMode::kFull:
+      return std::string(ip);
+    case IpMode::kNone:
+      return {};
+    case IpMode::kAnonymized:
+      break;
+  }
+  if (ip.size() >= INET6_ADDRSTRLEN) return {};
+  const std::string terminated(ip);
+  char out[INET6_ADDRSTRLEN] = {};
+  in_addr v4{};
+  if (inet_pton(AF_INET, terminated.c_str(), &v4) == 1) {
+    auto* bytes = reinterpret_cast<unsigned char*>(&v4.s_addr);
+    bytes[3] = 0;
+    if (inet_ntop(AF_INET, &v4, out, sizeof out) == nullptr) return {};
+    return out;
+  }
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, terminated.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+      v6.s6_addr[15] = 0;
+    } else {
+      for (std::size_t i = 6; i < 16; ++i) v6.s6_addr[i] = 0;
+    }
+    if (inet_ntop(AF_INET6, &v6, out, sizeof out) == nullptr) return {};
+    return out;
+  }
+  return {};
+}
+
+bool is_bot_user_agent(std::string_view user_agent) {
+  if (user_agent.find_first_not_of(" \t") == std::string_view::npos) return true;
+  const std::string lower = lowercase_ascii(user_agent);
+  if (contains_bot_word(lower)) return true;
+  for (std::string_view marker : kBotMarkers) {
+    if (lower.find(marker) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace core
