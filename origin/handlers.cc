@@ -15,25 +15,22 @@ namespace {
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kLinksPrefix = "/api/links/";
 
-enum class RouteKind { kHealth, kReady, kCreate, kLinkItem, kRedirect, kUnknown };
+enum class RouteKind { kHealth, kReady, kMetrics, kCreate, kLinkItem, kRedirect, kUnknown };
 
 struct Route {
   RouteKind kind = RouteKind::kUnknown;
   std::string code;  // lowercase, valid, for kLinkItem and kRedirect
-  std::string_view query;
 };
 
 Route route_of(std::string_view target) {
   Route route;
-  std::string_view path = target;
-  if (auto q = target.find('?'); q != std::string_view::npos) {
-    path = target.substr(0, q);
-    route.query = target.substr(q + 1);
-  }
+  std::string_view path = target.substr(0, target.find('?'));
   if (path == "/healthz") {
     route.kind = RouteKind::kHealth;
   } else if (path == "/readyz") {
     route.kind = RouteKind::kReady;
+  } else if (path == "/metrics") {
+    route.kind = RouteKind::kMetrics;
   } else if (path == "/api/links" || path == "/shorten") {
     route.kind = RouteKind::kCreate;
   } else if (path.substr(0, kLinksPrefix.size()) == kLinksPrefix) {
@@ -56,6 +53,7 @@ bool method_allowed(RouteKind kind, std::string_view method) {
   switch (kind) {
     case RouteKind::kHealth:
     case RouteKind::kReady:
+    case RouteKind::kMetrics:
     case RouteKind::kRedirect:
       return method == "GET" || method == "HEAD";
     case RouteKind::kCreate:
@@ -109,6 +107,11 @@ bool is_json(std::string_view content_type) {
   return core::lowercase_ascii(media) == kJson;
 }
 
+std::string_view query_of(std::string_view target) {
+  auto q = target.find('?');
+  return q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+}
+
 bool wants_html(std::string_view accept) {
   return accept.find("text/html") != std::string_view::npos;
 }
@@ -135,8 +138,8 @@ HttpResponse html_page(int status, std::string_view title, std::string_view text
 
 }  // namespace
 
-Api::Api(const OriginConfig& config, LinkStore& store, const DbHealth* health)
-    : config_(config), store_(store), health_(health) {
+Api::Api(const OriginConfig& config, LinkStore& store, const DbHealth* health, LinkCache* cache)
+    : config_(config), store_(store), health_(health), cache_(cache) {
   url_policy_.own_hosts.push_back(config.public_host);
   cache_control_ = "private, max-age=" + std::to_string(config.redirect_max_age);
 }
@@ -185,6 +188,12 @@ HttpResponse Api::dispatch(const HttpRequest& request) {
                                     (database ? "up" : "down") + R"(","journal":")" +
                                     (journal ? "ok" : "failing") + "\"}");
     }
+    case RouteKind::kMetrics: {
+      HttpResponse r;
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      r.body = metrics_text();
+      return r;
+    }
     case RouteKind::kUnknown:
       if (wants_html(request.accept)) {
         return html_page(404, "Link not found", "There is no short link at this address.");
@@ -197,11 +206,8 @@ HttpResponse Api::dispatch(const HttpRequest& request) {
   switch (route.kind) {
     case RouteKind::kCreate:
       return create_link(request);
-    case RouteKind::kRedirect: {
-      HttpResponse r = redirect(request, route.code, route.query);
-      r.visit_code = route.code;
-      return r;
-    }
+    case RouteKind::kRedirect:
+      return render_redirect(request, route.code, load_redirect(route.code));
     case RouteKind::kLinkItem:
       if (request.method == "GET") return show_link(route.code);
       if (request.method == "PATCH") return patch_link(request, route.code);
@@ -226,32 +232,88 @@ HttpResponse Api::create_link(const HttpRequest& request) {
     return error_response(503, "no_free_code", "could not allocate a code; retry");
   }
   const core::Link& link = std::get<core::Link>(created);
+  // This instance may hold a negative entry for the new code; other instances
+  // hear of it through NOTIFY.
+  if (cache_ != nullptr) cache_->invalidate(link.code);
   HttpResponse r = link_response(201, link);
   r.headers.emplace_back("Location", std::string(kLinksPrefix) + link.code);
   return r;
 }
 
-HttpResponse Api::redirect(const HttpRequest& request, const std::string& code,
-                           std::string_view query) {
-  std::optional<core::Link> link = store_.find(code);
-  if (!link) {
-    if (wants_html(request.accept)) {
-      return html_page(404, "Link not found", "There is no short link at this address.");
-    }
-    return error_response(404, "not_found", "no link with this code");
+std::optional<std::string> Api::redirect_code(const HttpRequest& request) const {
+  if (request.method != "GET" && request.method != "HEAD") return std::nullopt;
+  Route route = route_of(request.target);
+  if (route.kind != RouteKind::kRedirect) return std::nullopt;
+  return std::move(route.code);
+}
+
+std::optional<RedirectLookup> Api::cached_redirect(const std::string& code) const {
+  if (cache_ == nullptr) return std::nullopt;
+  RedirectLookup lookup;
+  switch (cache_->lookup(code, core::now_ms(), &lookup.redirect)) {
+    case LinkCache::Lookup::kFound:
+      lookup.kind = RedirectLookup::Kind::kFound;
+      return lookup;
+    case LinkCache::Lookup::kNotFound:
+      lookup.kind = RedirectLookup::Kind::kNotFound;
+      return lookup;
+    case LinkCache::Lookup::kMiss:
+      break;
   }
-  if (core::state_at(*link, core::now_ms()) != core::LinkState::kActive) {
-    if (wants_html(request.accept)) {
-      return html_page(410, "Link no longer available",
-                       "This short link has expired or was switched off by its owner.");
+  return std::nullopt;
+}
+
+RedirectLookup Api::load_redirect(const std::string& code) {
+  RedirectLookup lookup;
+  if (health_ != nullptr && !health_->ready()) return lookup;  // kUnavailable
+  LinkCache::LoadToken token;
+  if (cache_ != nullptr) token = cache_->begin_load(code);
+  try {
+    store_lookups_.fetch_add(1, std::memory_order_relaxed);
+    std::optional<core::Link> link = store_.find(code);
+    if (!link) {
+      lookup.kind = RedirectLookup::Kind::kNotFound;
+      if (cache_ != nullptr) cache_->put_negative(code, token, core::now_ms());
+    } else {
+      lookup.kind = RedirectLookup::Kind::kFound;
+      lookup.redirect = redirect_of(*link);
+      if (cache_ != nullptr) cache_->put_positive(code, token, lookup.redirect);
     }
-    return error_response(410, "gone", "this link has expired or was disabled");
+  } catch (const StoreUnavailable& e) {
+    log_event("warn", "database unavailable", {{"error", first_line(e.what())}});
+  } catch (const std::exception& e) {
+    log_event("error", "redirect lookup failed", {{"error", first_line(e.what())}});
   }
+  return lookup;
+}
+
+HttpResponse Api::render_redirect(const HttpRequest& request, const std::string& code,
+                                  const RedirectLookup& lookup) const {
   HttpResponse r;
-  r.status = link->status;
-  r.headers.emplace_back("Location",
-                         core::build_location(link->target, query, link->forward_query));
-  r.headers.emplace_back("Cache-Control", cache_control_);
+  switch (lookup.kind) {
+    case RedirectLookup::Kind::kUnavailable:
+      return unavailable();
+    case RedirectLookup::Kind::kNotFound:
+      r = wants_html(request.accept)
+              ? html_page(404, "Link not found", "There is no short link at this address.")
+              : error_response(404, "not_found", "no link with this code");
+      break;
+    case RedirectLookup::Kind::kFound:
+      if (state_at(lookup.redirect, core::now_ms()) != core::LinkState::kActive) {
+        r = wants_html(request.accept)
+                ? html_page(410, "Link no longer available",
+                            "This short link has expired or was switched off by its owner.")
+                : error_response(410, "gone", "this link has expired or was disabled");
+        break;
+      }
+      r.status = lookup.redirect.status;
+      r.headers.emplace_back("Location",
+                             core::build_location(lookup.redirect.target, query_of(request.target),
+                                                  lookup.redirect.forward_query));
+      r.headers.emplace_back("Cache-Control", cache_control_);
+      break;
+  }
+  r.visit_code = code;
   return r;
 }
 
@@ -269,6 +331,8 @@ HttpResponse Api::patch_link(const HttpRequest& request, const std::string& code
   if (auto* e = std::get_if<ApiError>(&parsed)) return error_response(*e);
   std::optional<core::Link> link = store_.update(code, std::get<LinkPatch>(parsed));
   if (!link) return error_response(404, "not_found", "no link with this code");
+  // Read-your-writes on this instance without waiting for the NOTIFY.
+  if (cache_ != nullptr) cache_->invalidate(code);
   return link_response(200, *link);
 }
 
@@ -277,7 +341,46 @@ HttpResponse Api::delete_link(const std::string& code) {
   patch.disabled = true;
   std::optional<core::Link> link = store_.update(code, patch);
   if (!link) return error_response(404, "not_found", "no link with this code");
+  if (cache_ != nullptr) cache_->invalidate(code);
   return link_response(200, *link);
+}
+
+std::string Api::metrics_text() const {
+  std::string out;
+  auto metric = [&out](const char* name, const char* type, const char* help, std::uint64_t value,
+                       const char* labels = "") {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+    out += name;
+    out += labels;
+    out += ' ';
+    out += std::to_string(value);
+    out += '\n';
+  };
+  metric("origin_redirect_store_lookups_total", "counter",
+         "Redirect lookups that reached the database.", store_lookups());
+  if (cache_ != nullptr) {
+    const LinkCache::Stats s = cache_->stats();
+    metric("origin_link_cache_hits_total", "counter", "Redirects answered from the cache.", s.hits);
+    metric("origin_link_cache_negative_hits_total", "counter",
+           "Unknown codes answered from the negative cache.", s.negative_hits);
+    metric("origin_link_cache_misses_total", "counter", "Cache lookups that missed.", s.misses);
+    metric("origin_link_cache_evictions_total", "counter", "Entries evicted to stay under the cap.",
+           s.evictions);
+    metric("origin_link_cache_entries", "gauge", "Entries in the link cache.", s.entries);
+    metric("origin_link_cache_bytes", "gauge", "Bytes charged to the link cache.", s.bytes);
+    metric("origin_link_cache_max_bytes", "gauge", "Memory cap of the link cache.",
+           cache_->max_bytes());
+  }
+  if (extra_metrics_) out += extra_metrics_();
+  return out;
 }
 
 HttpResponse Api::link_response(int status, const core::Link& link) const {

@@ -2,12 +2,16 @@
 // no Beast types: the session layer (http_server.h) converts.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "core/url_policy.h"
+#include "origin/link_cache.h"
 #include "origin/link_store.h"
 #include "origin/origin_config.h"
 
@@ -34,11 +38,18 @@ struct HttpResponse {
   std::string visit_code;
 };
 
+// What the store (or the cache) knows about a code, for answering redirects.
+struct RedirectLookup {
+  enum class Kind { kFound, kNotFound, kUnavailable };
+  Kind kind = Kind::kUnavailable;
+  Redirect redirect;  // when kFound
+};
+
 // Routes and answers requests. Thread-safe: handle() may run on many threads.
 class Api {
  public:
   // `store` and `health` must outlive the Api; `health` may be null (always ready).
-  Api(const OriginConfig& config, LinkStore& store, const DbHealth* health);
+  Api(const OriginConfig& config, LinkStore& store, const DbHealth* health, LinkCache* cache);
 
   // True when answering `request` needs the database, so the caller runs
   // handle() where blocking is fine; false when handle() answers at once.
@@ -48,6 +59,27 @@ class Api {
   // unexpected 500 (and is logged).
   HttpResponse handle(const HttpRequest& request);
 
+  // Redirects, split so that the session can answer cached codes on its io
+  // thread and coalesce concurrent misses of one code into one load:
+  //  - redirect_code: the lowercase code when `request` is GET/HEAD /{code}.
+  //  - cached_redirect: the cache's answer, nullopt on a miss. Never blocks.
+  //  - load_redirect: reads the store (blocking) and fills the cache.
+  //  - render_redirect: the response for `request` given the lookup. Pure.
+  std::optional<std::string> redirect_code(const HttpRequest& request) const;
+  std::optional<RedirectLookup> cached_redirect(const std::string& code) const;
+  RedirectLookup load_redirect(const std::string& code);
+  HttpResponse render_redirect(const HttpRequest& request, const std::string& code,
+                               const RedirectLookup& lookup) const;
+
+  // Counts of redirect lookups that reached the store (for /metrics and tests).
+  std::uint64_t store_lookups() const { return store_lookups_.load(std::memory_order_relaxed); }
+
+  // Appends more Prometheus text to /metrics (e.g. pool gauges). Call before
+  // serving; `source` must be thread-safe.
+  void set_extra_metrics(std::function<std::string()> source) {
+    extra_metrics_ = std::move(source);
+  }
+
   // Reports whether visits can be journaled (for /readyz). Call before
   // serving; `probe` must be thread-safe.
   void set_journal_probe(std::function<bool()> probe) { journal_ok_ = std::move(probe); }
@@ -55,19 +87,21 @@ class Api {
  private:
   HttpResponse dispatch(const HttpRequest& request);
   HttpResponse create_link(const HttpRequest& request);
-  HttpResponse redirect(const HttpRequest& request, const std::string& code,
-                        std::string_view query);
   HttpResponse show_link(const std::string& code);
   HttpResponse patch_link(const HttpRequest& request, const std::string& code);
   HttpResponse delete_link(const std::string& code);
   HttpResponse link_response(int status, const core::Link& link) const;
+  std::string metrics_text() const;
 
   const OriginConfig& config_;
   LinkStore& store_;
   const DbHealth* health_;
+  LinkCache* cache_;  // may be null: no caching
+  std::atomic<std::uint64_t> store_lookups_{0};
   core::UrlPolicyOptions url_policy_;
   std::string cache_control_;
   std::function<bool()> journal_ok_;
+  std::function<std::string()> extra_metrics_;
 };
 
 }  // namespace origin

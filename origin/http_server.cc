@@ -20,6 +20,7 @@
 #include "core/visit_record.h"
 #include "origin/journal.h"
 #include "origin/log.h"
+#include "origin/single_flight.h"
 
 namespace origin {
 namespace {
@@ -63,6 +64,8 @@ class HttpServer::Impl {
   Api& api;
   net::thread_pool db_workers;
   std::atomic<std::size_t> pending_db{0};
+  // Concurrent misses of one code share one store lookup.
+  SingleFlight<std::string, std::shared_ptr<const RedirectLookup>> redirect_flights;
 
  private:
   void do_accept(Worker& worker);
@@ -158,8 +161,49 @@ class Session : public std::enable_shared_from_this<Session> {
     user_agent_ = std::string(req[http::field::user_agent]);
     referrer_ = std::string(req[http::field::referer]);
 
+    if (std::optional<std::string> code = server_.api.redirect_code(request)) {
+      if (std::optional<RedirectLookup> hit = server_.api.cached_redirect(*code)) {
+        return send(server_.api.render_redirect(request, *code, *hit));
+      }
+      return join_redirect_flight(std::move(request), std::move(*code));
+    }
     if (!server_.api.needs_database(request)) return send(server_.api.handle(request));
     dispatch_to_database(std::move(request));
+  }
+
+  // A cache miss. The first session to miss a code loads it on a database
+  // worker; sessions missing the same code meanwhile wait for that load, so a
+  // launch hitting a fresh code with thousands of requests costs one query.
+  void join_redirect_flight(HttpRequest request, std::string code) {
+    auto shared_request = std::make_shared<const HttpRequest>(std::move(request));
+    auto executor = stream_.get_executor();
+    // The work guard keeps this io_context running while the session waits
+    // with no operation of its own pending.
+    bool leader = server_.redirect_flights.join(
+        code, [self = shared_from_this(), executor, shared_request, code,
+               guard = std::make_shared<net::executor_work_guard<decltype(executor)>>(executor)](
+                  const std::shared_ptr<const RedirectLookup>& result) {
+          net::post(executor, [self, shared_request, code, result, guard] {
+            self->send(self->server_.api.render_redirect(*shared_request, code, *result));
+          });
+        });
+    if (!leader) return;
+    HttpServer::Impl& server = server_;
+    if (server.pending_db.fetch_add(1) >= server.config.max_pending_db_requests) {
+      server.pending_db.fetch_sub(1);
+      server.redirect_flights.complete(code, std::make_shared<const RedirectLookup>());
+      return;
+    }
+    auto enqueued = std::chrono::steady_clock::now();
+    net::post(server.db_workers, [&server, code = std::move(code), enqueued] {
+      auto result = std::make_shared<RedirectLookup>();
+      // A load that waited longer than a client would answers "unavailable".
+      if (std::chrono::steady_clock::now() - enqueued <= server.config.database.acquire_timeout) {
+        *result = server.api.load_redirect(code);
+      }
+      server.pending_db.fetch_sub(1);
+      server.redirect_flights.complete(code, result);
+    });
   }
 
   void dispatch_to_database(HttpRequest request) {

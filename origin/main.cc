@@ -8,9 +8,11 @@
 #include <thread>
 
 #include "core/config.h"
+#include "origin/change_listener.h"
 #include "origin/db_health.h"
 #include "origin/handlers.h"
 #include "origin/http_server.h"
+#include "origin/link_cache.h"
 #include "origin/log.h"
 #include "origin/migrations.h"
 #include "origin/origin_config.h"
@@ -58,11 +60,30 @@ int serve() {
   core::PgPool pool(config.database, origin::PgLinkStore::prepare_statements);
   origin::PgLinkStore store(pool, config.code_length);
   origin::DbHealth health(config.database.url, pool);
-  origin::Api api(config, store, &health);
+  origin::LinkCacheOptions cache_options;
+  cache_options.max_bytes = config.link_cache_max_bytes;
+  cache_options.negative_ttl = config.link_cache_negative_ttl;
+  origin::LinkCache cache(cache_options);
+  // Every instance drops a changed code within a NOTIFY's latency; after a
+  // reconnect, notifications may have been missed, so everything goes.
+  origin::ChangeListener listener(
+      config.database.url, [&cache](const std::string& code) { cache.invalidate(code); },
+      [&cache] { cache.clear(); });
+  origin::Api api(config, store, &health, &cache);
   std::error_code mkdir_error;
   std::filesystem::create_directories(config.journal_dir, mkdir_error);
   origin::HttpServer server(config, api);
   api.set_journal_probe([&server] { return server.journal_healthy(); });
+  api.set_extra_metrics([&pool] {
+    const core::PgPool::Stats s = pool.stats();
+    return "# TYPE origin_db_pool_open gauge\norigin_db_pool_open " + std::to_string(s.open) +
+           "\n# TYPE origin_db_pool_in_use gauge\norigin_db_pool_in_use " +
+           std::to_string(s.in_use) +
+           "\n# TYPE origin_db_pool_waits_total counter\norigin_db_pool_waits_total " +
+           std::to_string(s.waits) +
+           "\n# TYPE origin_db_pool_timeouts_total counter\norigin_db_pool_timeouts_total " +
+           std::to_string(s.timeouts) + "\n";
+  });
 
   std::thread signal_thread([&server, signals] {
     int received = 0;

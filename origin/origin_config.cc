@@ -99,6 +99,10 @@ OriginConfig load_origin_config(const core::Env& env) {
                             "'");
   }
   config.ip_mode = *mode;
+  config.link_cache_max_bytes =
+      static_cast<std::size_t>(env.integer("LINK_CACHE_MAX_BYTES", 160ll << 20, 0, 1ll << 40));
+  config.link_cache_negative_ttl =
+      std::chrono::milliseconds(env.integer("LINK_CACHE_NEGATIVE_TTL_MS", 5000, 0, 3600000));
   return config;
 }
 

@@ -32,6 +32,10 @@ struct OriginConfig {
   std::uint64_t journal_max_bytes = 64ull * 1024 * 1024;
   std::chrono::seconds journal_max_age{60};
   core::IpMode ip_mode = core::IpMode::kAnonymized;
+
+  // In-process cache of redirect answers (link_cache.h).
+  std::size_t link_cache_max_bytes = std::size_t{160} << 20;
+  std::chrono::milliseconds link_cache_negative_ttl{5000};
 };
 
 // Reads ORIGIN_LISTEN, PUBLIC_BASE_URL, ORIGIN_THREADS, CODE_LENGTH,
