@@ -125,6 +125,29 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<std::uint32_t>(server_.config.max_header_bytes));
     parser_->body_limit(server_.config.max_body_bytes);
     stream_.expires_after(server_.config.read_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+  }
+
+  // curl and other clients send "Expect: 100-continue" with larger bodies and
+  // wait (curl: 1 s) for an interim answer before sending the body.
+  void on_header(beast::error_code ec) {
+    if (ec || parser_->is_done()) return on_read(ec);
+    if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      auto interim =
+          std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      return http::async_write(
+          stream_, *interim,
+          [self = shared_from_this(), interim](beast::error_code wec, std::size_t) {
+            if (wec) return self->close();
+            self->read_body();
+          });
+    }
+    read_body();
+  }
+
+  void read_body() {
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
@@ -269,7 +292,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void send(HttpResponse response) {
-    if (!response.visit_code.empty()) journal_visit(response.visit_code, response.status);
+    if (!response.visit_code.empty() && worker_.journal)
+      journal_visit(response.visit_code, response.status);
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(response.status), 11);
     res->set(http::field::server, "shortener-origin");
@@ -329,8 +353,10 @@ HttpServer::Impl::Impl(const OriginConfig& cfg, Api& a)
     JournalOptions journal_options;
     journal_options.max_bytes = config.journal_max_bytes;
     journal_options.max_age = config.journal_max_age;
-    worker->journal = std::make_unique<JournalWriter>(
-        config.journal_dir, config.journal_instance + "-t" + std::to_string(i), journal_options);
+    if (config.journal_dir != kJournalOff) {
+      worker->journal = std::make_unique<JournalWriter>(
+          config.journal_dir, config.journal_instance + "-t" + std::to_string(i), journal_options);
+    }
     worker->journal_timer.emplace(worker->ioc);
     workers_.push_back(std::move(worker));
   }
@@ -358,7 +384,7 @@ void HttpServer::Impl::do_accept(Worker& worker) {
 
 bool HttpServer::Impl::journal_healthy() const {
   for (const auto& worker : workers_) {
-    if (!worker->journal->healthy()) return false;
+    if (worker->journal && !worker->journal->healthy()) return false;
   }
   return true;
 }
@@ -367,7 +393,7 @@ bool HttpServer::Impl::journal_healthy() const {
 void HttpServer::Impl::schedule_journal_upkeep(Worker& worker) {
   worker.journal_timer->expires_after(std::chrono::seconds(1));
   worker.journal_timer->async_wait([this, &worker](beast::error_code ec) {
-    if (ec || worker.draining) return;
+    if (ec || worker.draining || !worker.journal) return;
     worker.journal->rotate_if_idle();
     schedule_journal_upkeep(worker);
   });

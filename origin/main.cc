@@ -71,7 +71,11 @@ int serve() {
       [&cache] { cache.clear(); });
   origin::Api api(config, store, &health, &cache);
   std::error_code mkdir_error;
-  std::filesystem::create_directories(config.journal_dir, mkdir_error);
+  if (config.journal_dir != origin::kJournalOff) {
+    std::filesystem::create_directories(config.journal_dir, mkdir_error);
+  } else {
+    origin::log_event("warn", "visit journal is off (JOURNAL_DIR=off): visits are not counted");
+  }
   origin::HttpServer server(config, api);
   api.set_journal_probe([&server] { return server.journal_healthy(); });
   api.set_extra_metrics([&pool] {

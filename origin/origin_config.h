@@ -10,6 +10,10 @@
 
 namespace origin {
 
+// JOURNAL_DIR value that turns visit journaling off (for benchmarks that
+// measure its cost; visits are then not counted).
+inline constexpr const char* kJournalOff = "off";
+
 struct OriginConfig {
   core::DatabaseConfig database;
   std::string listen_host = "127.0.0.1";
