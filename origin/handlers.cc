@@ -15,7 +15,17 @@ namespace {
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kLinksPrefix = "/api/links/";
 
-enum class RouteKind { kHealth, kReady, kMetrics, kCreate, kLinkItem, kRedirect, kUnknown };
+enum class RouteKind {
+  kHealth,
+  kReady,
+  kMetrics,
+  kCreate,
+  kLinkItem,
+  kLinkStats,
+  kRedirect,
+  kUnknown
+};
+constexpr std::string_view kStatsSuffix = "/stats";
 
 struct Route {
   RouteKind kind = RouteKind::kUnknown;
@@ -34,9 +44,16 @@ Route route_of(std::string_view target) {
   } else if (path == "/api/links" || path == "/shorten") {
     route.kind = RouteKind::kCreate;
   } else if (path.substr(0, kLinksPrefix.size()) == kLinksPrefix) {
-    std::string code = core::lowercase_ascii(path.substr(kLinksPrefix.size()));
+    std::string_view rest = path.substr(kLinksPrefix.size());
+    RouteKind kind = RouteKind::kLinkItem;
+    if (rest.size() > kStatsSuffix.size() &&
+        rest.substr(rest.size() - kStatsSuffix.size()) == kStatsSuffix) {
+      rest.remove_suffix(kStatsSuffix.size());
+      kind = RouteKind::kLinkStats;
+    }
+    std::string code = core::lowercase_ascii(rest);
     if (core::is_valid_code(code)) {
-      route.kind = RouteKind::kLinkItem;
+      route.kind = kind;
       route.code = std::move(code);
     }
   } else if (path.size() > 1 && path[0] == '/') {
@@ -55,6 +72,7 @@ bool method_allowed(RouteKind kind, std::string_view method) {
     case RouteKind::kReady:
     case RouteKind::kMetrics:
     case RouteKind::kRedirect:
+    case RouteKind::kLinkStats:
       return method == "GET" || method == "HEAD";
     case RouteKind::kCreate:
       return method == "POST";
@@ -149,6 +167,7 @@ bool Api::needs_database(const HttpRequest& request) const {
   switch (route.kind) {
     case RouteKind::kCreate:
     case RouteKind::kLinkItem:
+    case RouteKind::kLinkStats:
     case RouteKind::kRedirect:
       return method_allowed(route.kind, request.method);
     default:
@@ -208,6 +227,9 @@ HttpResponse Api::dispatch(const HttpRequest& request) {
       return create_link(request);
     case RouteKind::kRedirect:
       return render_redirect(request, route.code, load_redirect(route.code));
+    case RouteKind::kLinkStats:
+      if (stats_ == nullptr) return error_response(404, "not_found", "stats are not served here");
+      return handle_stats(*stats_, route.code, query_of(request.target), core::now_ms());
     case RouteKind::kLinkItem:
       if (request.method == "GET") return show_link(route.code);
       if (request.method == "PATCH") return patch_link(request, route.code);

@@ -14,6 +14,7 @@
 #include "origin/link_cache.h"
 #include "origin/link_store.h"
 #include "origin/origin_config.h"
+#include "origin/stats.h"
 
 namespace origin {
 
@@ -84,6 +85,9 @@ class Api {
   // serving; `probe` must be thread-safe.
   void set_journal_probe(std::function<bool()> probe) { journal_ok_ = std::move(probe); }
 
+  // Where GET /api/links/{code}/stats reads; without one that route is 404.
+  void set_stats_store(LinkStatsStore* stats) { stats_ = stats; }
+
  private:
   HttpResponse dispatch(const HttpRequest& request);
   HttpResponse create_link(const HttpRequest& request);
@@ -102,6 +106,7 @@ class Api {
   std::string cache_control_;
   std::function<bool()> journal_ok_;
   std::function<std::string()> extra_metrics_;
+  LinkStatsStore* stats_ = nullptr;
 };
 
 }  // namespace origin

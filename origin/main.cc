@@ -3,15 +3,19 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <pqxx/pqxx>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/config.h"
 #include "origin/change_listener.h"
 #include "origin/db_health.h"
 #include "origin/handlers.h"
 #include "origin/http_server.h"
+#include "origin/ingest_command.h"
+#include "origin/ingester.h"
 #include "origin/link_cache.h"
 #include "origin/log.h"
 #include "origin/migrations.h"
@@ -24,6 +28,8 @@ constexpr const char* kUsage =
     "usage: origin <command>\n"
     "  serve     run the HTTP service (configured by environment; see README)\n"
     "  migrate   apply pending database migrations\n"
+    "  ingest --source NAME=PATH [--source ...] [--once]\n"
+    "            load visit logs (an nginx edge log, or a journal directory)\n"
     "  version   print the version\n";
 
 int migrate() {
@@ -78,10 +84,39 @@ int serve() {
   }
   origin::HttpServer server(config, api);
   api.set_journal_probe([&server] { return server.journal_healthy(); });
-  api.set_extra_metrics([&pool] {
+  origin::PgLinkStatsStore stats_store(pool);
+  api.set_stats_store(&stats_store);
+
+  // The instance ingests its own journal directory: the files are the queue,
+  // so a database outage delays counts and loses none.
+  std::optional<origin::PgVisitStore> visit_store;
+  std::optional<origin::Ingester> ingester;
+  if (config.journal_dir != origin::kJournalOff) {
+    visit_store.emplace(origin::load_visit_store_options(core::Env()));
+    ingester.emplace(
+        origin::IngestSource{origin::journal_source_name(config.journal_dir), config.journal_dir,
+                             origin::SourceKind::kJournalDirectory},
+        *visit_store, origin::load_ingester_options(core::Env()));
+    ingester->start();
+  }
+  api.set_extra_metrics([&pool, &ingester] {
     const core::PgPool::Stats s = pool.stats();
-    return "# TYPE origin_db_pool_open gauge\norigin_db_pool_open " + std::to_string(s.open) +
-           "\n# TYPE origin_db_pool_in_use gauge\norigin_db_pool_in_use " +
+    std::string ingest;
+    if (ingester) {
+      const origin::IngesterStats i = ingester->stats();
+      ingest = "# TYPE origin_ingest_lines_total counter\norigin_ingest_lines_total " +
+               std::to_string(i.lines_ingested) +
+               "\n# TYPE origin_ingest_dead_letters_total counter\n"
+               "origin_ingest_dead_letters_total " +
+               std::to_string(i.lines_dead_lettered) +
+               "\n# TYPE origin_ingest_lag_bytes gauge\norigin_ingest_lag_bytes " +
+               std::to_string(i.lag_bytes) +
+               "\n# TYPE origin_ingest_oldest_unread_seconds gauge\n"
+               "origin_ingest_oldest_unread_seconds " +
+               std::to_string(static_cast<double>(i.oldest_unread_age.count()) / 1000.0) + "\n";
+    }
+    return ingest + "# TYPE origin_db_pool_open gauge\norigin_db_pool_open " +
+           std::to_string(s.open) + "\n# TYPE origin_db_pool_in_use gauge\norigin_db_pool_in_use " +
            std::to_string(s.in_use) +
            "\n# TYPE origin_db_pool_waits_total counter\norigin_db_pool_waits_total " +
            std::to_string(s.waits) +
@@ -109,6 +144,10 @@ int serve() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "ingest") {
+    setenv("PGCONNECT_TIMEOUT", "2", 0);
+    return origin::run_ingest_command(std::vector<std::string>(argv + 2, argv + argc));
+  }
   if (argc != 2) {
     std::cerr << kUsage;
     return 2;

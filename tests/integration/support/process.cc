@@ -272,6 +272,10 @@ OriginProcess::OriginProcess(const std::string& database_url, const Environment&
   env["JOURNAL_DIR"] = log_dir_ + "/journal";
   for (const auto& [name, value] : overrides) env[name] = value;
   journal_dir_ = env["JOURNAL_DIR"];
+  // A caller that chose the address (to restart an origin in place) wins.
+  if (auto it = overrides.find("ORIGIN_LISTEN"); it != overrides.end()) {
+    port_ = static_cast<uint16_t>(std::stoi(it->second.substr(it->second.rfind(':') + 1)));
+  }
   public_base_url_ = env["PUBLIC_BASE_URL"];
   process_.emplace(std::vector<std::string>{ORIGIN_BIN, "serve"}, env, log_path_, log_path_);
 

@@ -95,7 +95,8 @@ class OriginProcess {
   static constexpr const char* kPublicBaseUrl = "https://sho.example.test";
 
   // Starts the origin with DATABASE_URL=database_url, ORIGIN_LISTEN on a free
-  // port, PUBLIC_BASE_URL=kPublicBaseUrl, then `overrides` on top, and waits up
+  // port, PUBLIC_BASE_URL=kPublicBaseUrl, JOURNAL_DIR in a private folder, then
+  // `overrides` on top (ORIGIN_LISTEN there sets port()), and waits up
   // to 10 s for GET /healthz to answer 200. Throws std::runtime_error carrying
   // the log tail if the origin exits or does not become healthy in time.
   explicit OriginProcess(const std::string& database_url, const Environment& overrides = {});

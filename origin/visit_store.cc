@@ -1,0 +1,562 @@
+#include "origin/visit_store.h"
+
+#include <algorithm>
+#include <map>
+#include <pqxx/pqxx>
+#include <set>
+#include <thread>
+#include <tuple>
+
+#include "core/pg_pool.h"
+#include "origin/link_store.h"
+#include "origin/log.h"
+
+namespace origin {
+namespace {
+
+constexpr std::int64_t kMsPerHour = 3'600'000;
+constexpr std::int64_t kMsPerDay = 86'400'000;
+// Arbitrary constants shared by every process that ingests into this schema.
+constexpr long long kPartitionLockKey = 7361727;
+constexpr long long kRetentionLockKey = 7361728;
+constexpr std::size_t kMaxKnownCodes = 1'000'000;
+constexpr std::string_view kPartitionPrefix = "visits_";
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : (a - b + 1) / b; }
+
+// "YYYY-MM-DD" of a day number.
+std::string day_text(std::int64_t day) {
+  return core::format_rfc3339_ms(core::from_unix_ms(day * kMsPerDay)).substr(0, 10);
+}
+
+std::string partition_name(std::int64_t day) {
+  std::string text = day_text(day);
+  text.erase(std::remove(text.begin(), text.end(), '-'), text.end());
+  return std::string(kPartitionPrefix) + text;
+}
+
+// The day of a "visits_YYYYMMDD" partition; nullopt for other names.
+std::optional<std::int64_t> partition_day(std::string_view name) {
+  if (name.size() != kPartitionPrefix.size() + 8 ||
+      name.substr(0, kPartitionPrefix.size()) != kPartitionPrefix) {
+    return std::nullopt;
+  }
+  std::string_view digits = name.substr(kPartitionPrefix.size());
+  std::string text = std::string(digits.substr(0, 4)) + "-" + std::string(digits.substr(4, 2)) +
+                     "-" + std::string(digits.substr(6, 2)) + "T00:00:00Z";
+  auto tp = core::parse_rfc3339(text);
+  if (!tp) return std::nullopt;
+  return floor_div(core::to_unix_ms(*tp), kMsPerDay);
+}
+
+std::string int_array(const std::vector<std::int64_t>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out += std::to_string(values[i]);
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string hex_bytea(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\\x";
+  out.reserve(2 + bytes.size() * 2);
+  for (char c : bytes) {
+    const auto b = static_cast<unsigned char>(c);
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0xF]);
+  }
+  return out;
+}
+
+std::int64_t as_signed(std::uint64_t value) { return static_cast<std::int64_t>(value); }
+
+bool is_retryable(const pqxx::sql_error& e) {
+  if (core::is_unavailability(e)) return true;
+  const std::string state = e.sqlstate();
+  // 40: serialization failure, deadlock; 55P03: lock not available.
+  return state.rfind("40", 0) == 0 || state == "55P03";
+}
+
+void upsert_hourly(pqxx::work& txn, const char* table, const std::vector<HourlyCount>& counts) {
+  if (counts.empty()) return;
+  std::vector<std::string> codes;
+  std::vector<std::string> sources;
+  std::vector<std::int64_t> hours;
+  std::vector<std::int64_t> humans;
+  std::vector<std::int64_t> bots;
+  for (const HourlyCount& c : counts) {
+    codes.push_back(c.code);
+    hours.push_back(c.hour_s);
+    sources.push_back(c.source);
+    humans.push_back(c.humans);
+    bots.push_back(c.bots);
+  }
+  const std::string t = table;
+  txn.exec_params("INSERT INTO " + t +
+                      " AS t (code, hour, source, humans, bots)"
+                      " SELECT u.code, TIMESTAMPTZ 'epoch' + u.hour * INTERVAL '1 second',"
+                      "   u.source, u.humans, u.bots"
+                      " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[],"
+                      "   $5::bigint[]) AS u(code, hour, source, humans, bots)"
+                      " ON CONFLICT (code, hour, source) DO UPDATE"
+                      " SET humans = t.humans + EXCLUDED.humans, bots = t.bots + EXCLUDED.bots",
+                  pg_text_array(codes), int_array(hours), pg_text_array(sources), int_array(humans),
+                  int_array(bots));
+}
+
+void upsert_daily(pqxx::work& txn, const std::vector<DailyCount>& counts) {
+  if (counts.empty()) return;
+  std::vector<std::string> codes;
+  std::vector<std::string> sources;
+  std::vector<std::int64_t> days;
+  std::vector<std::int64_t> humans;
+  std::vector<std::int64_t> bots;
+  for (const DailyCount& c : counts) {
+    codes.push_back(c.code);
+    days.push_back(c.day);
+    sources.push_back(c.source);
+    humans.push_back(c.humans);
+    bots.push_back(c.bots);
+  }
+  txn.exec_params(
+      "INSERT INTO visit_counts_daily AS t (code, day, source, humans, bots)"
+      " SELECT u.code, DATE '1970-01-01' + u.day::integer, u.source, u.humans, u.bots"
+      " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[])"
+      "   AS u(code, day, source, humans, bots)"
+      " ON CONFLICT (code, day, source) DO UPDATE"
+      " SET humans = t.humans + EXCLUDED.humans, bots = t.bots + EXCLUDED.bots",
+      pg_text_array(codes), int_array(days), pg_text_array(sources), int_array(humans),
+      int_array(bots));
+}
+
+// Into referrer_counts_daily (`column` day) or referrer_counts_monthly (month).
+void upsert_referrers(pqxx::work& txn, const std::string& table, const std::string& column,
+                      const std::vector<ReferrerCount>& counts) {
+  if (counts.empty()) return;
+  std::vector<std::string> codes;
+  std::vector<std::string> hosts;
+  std::vector<std::int64_t> days;
+  std::vector<std::int64_t> clicks;
+  for (const ReferrerCount& c : counts) {
+    codes.push_back(c.code);
+    days.push_back(c.day);
+    hosts.push_back(c.host);
+    clicks.push_back(c.clicks);
+  }
+  txn.exec_params("INSERT INTO " + table + " AS t (code, " + column +
+                      ", host, clicks)"
+                      " SELECT u.code, DATE '1970-01-01' + u.day::integer, u.host, u.clicks"
+                      " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])"
+                      "   AS u(code, day, host, clicks)"
+                      " ON CONFLICT (code, " +
+                      column + ", host) DO UPDATE SET clicks = t.clicks + EXCLUDED.clicks",
+                  pg_text_array(codes), int_array(days), pg_text_array(hosts), int_array(clicks));
+}
+
+void upsert_totals(pqxx::work& txn, const std::vector<LinkTotal>& totals) {
+  if (totals.empty()) return;
+  std::vector<std::string> codes;
+  std::vector<std::int64_t> humans;
+  std::vector<std::int64_t> bots;
+  std::string last = "{";
+  for (std::size_t i = 0; i < totals.size(); ++i) {
+    codes.push_back(totals[i].code);
+    humans.push_back(totals[i].humans);
+    bots.push_back(totals[i].bots);
+    if (i > 0) last.push_back(',');
+    last += totals[i].last_click_ms ? std::to_string(*totals[i].last_click_ms) : "NULL";
+  }
+  last.push_back('}');
+  txn.exec_params(
+      "INSERT INTO link_visit_totals AS t (code, humans, bots, last_click_at)"
+      " SELECT u.code, u.humans, u.bots,"
+      "   TIMESTAMPTZ 'epoch' + u.last_ms * INTERVAL '1 millisecond'"
+      " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])"
+      "   AS u(code, humans, bots, last_ms)"
+      " ON CONFLICT (code) DO UPDATE SET humans = t.humans + EXCLUDED.humans,"
+      "   bots = t.bots + EXCLUDED.bots,"
+      "   last_click_at = GREATEST(t.last_click_at, EXCLUDED.last_click_at)",
+      pg_text_array(codes), int_array(humans), int_array(bots), last);
+}
+
+void insert_dead_letters(pqxx::work& txn, const std::string& source,
+                         const std::vector<DeadLetter>& letters) {
+  if (letters.empty()) return;
+  std::vector<std::string> keys;
+  std::vector<std::int64_t> offsets;
+  std::vector<std::string> reasons;
+  std::vector<std::string> raws;
+  std::vector<std::int64_t> lengths;
+  for (const DeadLetter& d : letters) {
+    keys.push_back(d.file_key);
+    offsets.push_back(as_signed(d.offset));
+    reasons.push_back(d.reason);
+    raws.push_back(hex_bytea(std::string_view(d.raw).substr(0, kMaxDeadLetterBytes)));
+    lengths.push_back(as_signed(d.raw_length));
+  }
+  txn.exec_params(
+      "INSERT INTO ingest_dead_letters (source, file_key, byte_offset, reason, raw, raw_length)"
+      " SELECT $1, u.file_key, u.byte_offset, u.reason, u.raw, u.raw_length"
+      " FROM unnest($2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bigint[])"
+      "   AS u(file_key, byte_offset, reason, raw, raw_length)",
+      source, pg_text_array(keys), int_array(offsets), pg_text_array(reasons), pg_text_array(raws),
+      int_array(lengths));
+}
+
+// Applies one checkpoint move; false when the stored row is not `expected`.
+bool move_checkpoint(pqxx::work& txn, const std::string& source, const CheckpointMove& move) {
+  const Checkpoint& n = move.next;
+  pqxx::result r;
+  if (move.expected) {
+    r = txn.exec_params(
+        "UPDATE ingest_checkpoints SET inode = $3, byte_offset = $4, fingerprint = $5,"
+        " fingerprint_bytes = $6, updated_at = now()"
+        " WHERE source = $1 AND file_key = $2 AND inode = $7 AND byte_offset = $8",
+        source, n.file_key, as_signed(n.inode), as_signed(n.offset), as_signed(n.fingerprint),
+        static_cast<long>(n.fingerprint_bytes), as_signed(move.expected->inode),
+        as_signed(move.expected->offset));
+  } else {
+    r = txn.exec_params(
+        "INSERT INTO ingest_checkpoints"
+        " (source, file_key, inode, byte_offset, fingerprint, fingerprint_bytes)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source, file_key) DO NOTHING",
+        source, n.file_key, as_signed(n.inode), as_signed(n.offset), as_signed(n.fingerprint),
+        static_cast<long>(n.fingerprint_bytes));
+  }
+  return r.affected_rows() == 1;
+}
+
+}  // namespace
+
+VisitAggregates aggregate_visits(const std::vector<VisitRow>& rows,
+                                 const std::function<bool(std::string_view)>& known) {
+  using HourKey = std::tuple<std::string, std::int64_t, std::string>;
+  std::map<HourKey, std::pair<std::int64_t, std::int64_t>> hourly;
+  std::map<HourKey, std::pair<std::int64_t, std::int64_t>> orphans;
+  std::map<HourKey, std::pair<std::int64_t, std::int64_t>> daily;
+  std::map<std::tuple<std::string, std::int64_t, std::string>, std::int64_t> referrers;
+  std::map<std::string, LinkTotal> totals;
+  for (const VisitRow& row : rows) {
+    const std::int64_t hour_s = floor_div(row.time_ms, kMsPerHour) * 3600;
+    if (!known(row.code)) {
+      auto& c = orphans[HourKey(row.code, hour_s, row.source)];
+      ++(row.bot ? c.second : c.first);
+      continue;
+    }
+    if (!is_click_status(row.status)) continue;
+    auto& c = hourly[HourKey(row.code, hour_s, row.source)];
+    ++(row.bot ? c.second : c.first);
+    auto& d = daily[HourKey(row.code, floor_div(row.time_ms, kMsPerDay), row.source)];
+    ++(row.bot ? d.second : d.first);
+    LinkTotal& total = totals[row.code];
+    if (row.bot) {
+      ++total.bots;
+      continue;
+    }
+    ++total.humans;
+    if (!total.last_click_ms || *total.last_click_ms < row.time_ms)
+      total.last_click_ms = row.time_ms;
+    if (!row.referrer_host.empty()) {
+      ++referrers[std::make_tuple(row.code, floor_div(row.time_ms, kMsPerDay), row.referrer_host)];
+    }
+  }
+  VisitAggregates out;
+  for (const auto& [key, c] : hourly) {
+    out.hourly.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), c.first, c.second});
+  }
+  for (const auto& [key, c] : orphans) {
+    out.orphan_hourly.push_back(
+        {std::get<0>(key), std::get<1>(key), std::get<2>(key), c.first, c.second});
+  }
+  for (const auto& [key, c] : daily) {
+    out.daily.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), c.first, c.second});
+  }
+  std::map<std::tuple<std::string, std::int64_t, std::string>, std::int64_t> monthly;
+  for (const auto& [key, clicks] : referrers) {
+    out.referrers.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), clicks});
+    monthly[std::make_tuple(std::get<0>(key), first_day_of_month(std::get<1>(key)),
+                            std::get<2>(key))] += clicks;
+  }
+  for (const auto& [key, clicks] : monthly) {
+    out.referrers_monthly.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), clicks});
+  }
+  for (auto& [code, total] : totals) {
+    total.code = code;
+    out.totals.push_back(std::move(total));
+  }
+  return out;
+}
+
+std::int64_t first_day_of_month(std::int64_t day) {
+  // Howard Hinnant's civil_from_days, for the day of the month only.
+  const std::int64_t z = day + 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const std::int64_t doe = z - era * 146097;
+  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const std::int64_t mp = (5 * doy + 2) / 153;
+  const std::int64_t day_of_month = doy - (153 * mp + 2) / 5 + 1;
+  return day - (day_of_month - 1);
+}
+
+std::string pg_text_array(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('"');
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::uint64_t file_fingerprint(std::string_view bytes) {
+  std::uint64_t hash = 14695981039346656037ull;
+  for (char c : bytes) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+struct PgVisitStore::Connection {
+  explicit Connection(const std::string& url) : conn(url) {}
+  pqxx::connection conn;
+};
+
+PgVisitStore::PgVisitStore(PgVisitStoreOptions options) : options_(std::move(options)) {}
+
+PgVisitStore::~PgVisitStore() = default;
+
+PgVisitStore::Connection& PgVisitStore::connection() {
+  if (connection_ && connection_->conn.is_open()) return *connection_;
+  connection_.reset();
+  auto c = std::make_unique<Connection>(options_.url);
+  {
+    pqxx::nontransaction session(c->conn);
+    session.exec("SET statement_timeout = " + std::to_string(options_.statement_timeout.count()));
+    session.exec("SET idle_in_transaction_session_timeout = " +
+                 std::to_string(options_.statement_timeout.count() * 2));
+    session.exec("SET TIME ZONE 'UTC'");
+    // Journal files are deleted once their lines are committed: a commit must
+    // survive a database crash even where the server runs asynchronous commit.
+    session.exec("SET synchronous_commit = on");
+    session.exec("SET application_name = 'origin-ingest'");
+  }
+  connection_ = std::move(c);
+  partitions_loaded_ = false;
+  return *connection_;
+}
+
+template <typename Fn>
+auto PgVisitStore::run(Fn&& fn) {
+  try {
+    return fn(connection());
+  } catch (const pqxx::broken_connection& e) {
+    connection_.reset();
+    throw StoreUnavailable(first_line(e.what()));
+  } catch (const pqxx::in_doubt_error& e) {
+    connection_.reset();
+    throw StoreUnavailable(first_line(e.what()));
+  } catch (const pqxx::sql_error& e) {
+    connection_.reset();
+    if (is_retryable(e)) throw StoreUnavailable(first_line(e.what()));
+    throw;
+  } catch (const pqxx::failure& e) {
+    // Errors below SQL (a connection lost in the middle of COPY): the
+    // transaction's outcome is unknown to us, the caller reloads.
+    const bool lost = !connection_ || !connection_->conn.is_open();
+    connection_.reset();
+    if (lost) throw StoreUnavailable(first_line(e.what()));
+    throw;
+  }
+}
+
+std::vector<Checkpoint> PgVisitStore::load_checkpoints(const std::string& source) {
+  return run([&](Connection& c) {
+    pqxx::nontransaction txn(c.conn);
+    pqxx::result r = txn.exec_params(
+        "SELECT file_key, inode, byte_offset, fingerprint, fingerprint_bytes"
+        " FROM ingest_checkpoints WHERE source = $1 ORDER BY file_key",
+        source);
+    std::vector<Checkpoint> out;
+    for (const auto& row : r) {
+      Checkpoint cp;
+      cp.file_key = row[0].as<std::string>();
+      cp.inode = static_cast<std::uint64_t>(row[1].as<std::int64_t>());
+      cp.offset = static_cast<std::uint64_t>(row[2].as<std::int64_t>());
+      cp.fingerprint = static_cast<std::uint64_t>(row[3].as<std::int64_t>());
+      cp.fingerprint_bytes = static_cast<std::uint32_t>(row[4].as<std::int64_t>());
+      out.push_back(std::move(cp));
+    }
+    return out;
+  });
+}
+
+void PgVisitStore::delete_checkpoint(const std::string& source, const std::string& file_key) {
+  run([&](Connection& c) {
+    pqxx::nontransaction txn(c.conn);
+    txn.exec_params("DELETE FROM ingest_checkpoints WHERE source = $1 AND file_key = $2", source,
+                    file_key);
+    return 0;
+  });
+}
+
+void PgVisitStore::load_partitions(Connection& c) {
+  pqxx::nontransaction txn(c.conn);
+  pqxx::result r = txn.exec(
+      "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+      " WHERE i.inhparent = 'visits'::regclass");
+  partition_days_.clear();
+  for (const auto& row : r) {
+    if (auto day = partition_day(row[0].as<std::string>())) partition_days_.insert(*day);
+  }
+  partitions_loaded_ = true;
+}
+
+void PgVisitStore::create_partition(Connection& c, std::int64_t day) {
+  const std::string name = partition_name(day);
+  const std::string from = day_text(day) + " 00:00:00+00";
+  const std::string to = day_text(day + 1) + " 00:00:00+00";
+  pqxx::work txn(c.conn, "create_partition");
+  txn.exec("SET LOCAL lock_timeout = '10s'");
+  txn.exec("SELECT pg_advisory_xact_lock(" + std::to_string(kPartitionLockKey) + ")");
+  if (!txn.exec_params1("SELECT to_regclass($1) IS NOT NULL", name)[0].as<bool>()) {
+    // Built apart and attached, so rows of that day that went to the default
+    // partition meanwhile (it was outside the window then) move with it.
+    txn.exec("CREATE TABLE " + name + " (LIKE visits INCLUDING DEFAULTS INCLUDING CONSTRAINTS)");
+    txn.exec("WITH moved AS (DELETE FROM visits_default WHERE time >= '" + from + "' AND time < '" +
+             to + "' RETURNING *) INSERT INTO " + name + " SELECT * FROM moved");
+    txn.exec("ALTER TABLE visits ATTACH PARTITION " + name + " FOR VALUES FROM ('" + from +
+             "') TO ('" + to + "')");
+    log_event("info", "created visits partition", {{"partition", name}});
+  }
+  txn.commit();
+  partition_days_.insert(day);
+}
+
+void PgVisitStore::ensure_partitions(Connection& c, const std::vector<VisitRow>& rows) {
+  if (!partitions_loaded_) load_partitions(c);
+  const std::int64_t today = floor_div(core::to_unix_ms(core::now_ms()), kMsPerDay);
+  const std::int64_t first = today - options_.retention_days;
+  const std::int64_t last = today + 1;
+  std::set<std::int64_t> missing;
+  for (const VisitRow& row : rows) {
+    const std::int64_t day = floor_div(row.time_ms, kMsPerDay);
+    if (day >= first && day <= last && partition_days_.count(day) == 0) missing.insert(day);
+  }
+  for (std::int64_t day : missing) create_partition(c, day);
+}
+
+std::unordered_set<std::string> PgVisitStore::known_codes(Connection& c,
+                                                          const std::vector<VisitRow>& rows) {
+  std::set<std::string> batch_codes;
+  for (const VisitRow& row : rows) batch_codes.insert(row.code);
+  std::vector<std::string> ask;
+  for (const std::string& code : batch_codes) {
+    if (known_codes_.count(code) == 0) ask.push_back(code);
+  }
+  if (!ask.empty()) {
+    pqxx::nontransaction txn(c.conn);
+    pqxx::result r =
+        txn.exec_params("SELECT code FROM links WHERE code = ANY($1::text[])", pg_text_array(ask));
+    if (known_codes_.size() + r.size() > kMaxKnownCodes) known_codes_.clear();
+    for (const auto& row : r) known_codes_.insert(row[0].as<std::string>());
+  }
+  std::unordered_set<std::string> known;
+  for (const std::string& code : batch_codes) {
+    if (known_codes_.count(code) != 0) known.insert(code);
+  }
+  return known;
+}
+
+CommitOutcome PgVisitStore::commit(const std::string& source, const VisitBatch& batch) {
+  return run([&](Connection& c) {
+    ensure_partitions(c, batch.rows);
+    const std::unordered_set<std::string> known = known_codes(c, batch.rows);
+    const VisitAggregates counts = aggregate_visits(batch.rows, [&known](std::string_view code) {
+      return known.count(std::string(code)) != 0;
+    });
+
+    pqxx::work txn(c.conn, "ingest");
+    // Checkpoints first: a conflict is found before any heavy work, and the
+    // row locks taken here keep a second ingester of the source out.
+    for (const CheckpointMove& move : batch.checkpoints) {
+      if (!move_checkpoint(txn, source, move)) {
+        txn.abort();
+        return CommitOutcome::kCheckpointConflict;
+      }
+    }
+    if (!batch.rows.empty()) {
+      pqxx::stream_to copy(
+          txn, "visits",
+          std::vector<std::string>{"time", "code", "ip", "user_agent", "referrer", "referrer_host",
+                                   "status", "source", "bot", "orphan"});
+      for (const VisitRow& row : batch.rows) {
+        std::optional<std::string> ip;
+        if (!row.ip.empty()) ip = row.ip;
+        copy << std::make_tuple(core::format_rfc3339_ms(core::from_unix_ms(row.time_ms)), row.code,
+                                ip, row.user_agent, row.referrer, row.referrer_host, row.status,
+                                row.source, row.bot, known.count(row.code) == 0);
+      }
+      copy.complete();
+    }
+    upsert_hourly(txn, "visit_counts_hourly", counts.hourly);
+    upsert_daily(txn, counts.daily);
+    upsert_hourly(txn, "orphan_counts_hourly", counts.orphan_hourly);
+    upsert_referrers(txn, "referrer_counts_daily", "day", counts.referrers);
+    upsert_referrers(txn, "referrer_counts_monthly", "month", counts.referrers_monthly);
+    upsert_totals(txn, counts.totals);
+    insert_dead_letters(txn, source, batch.dead_letters);
+    if (options_.pause_before_commit.count() > 0) {
+      log_event("info", "test pause before commit",
+                {{"source", source}, {"rows", std::to_string(batch.rows.size())}});
+      std::this_thread::sleep_for(options_.pause_before_commit);
+    }
+    txn.commit();
+    return CommitOutcome::kCommitted;
+  });
+}
+
+void PgVisitStore::maintain(core::TimePoint now) {
+  run([&](Connection& c) {
+    load_partitions(c);
+    const std::int64_t today = floor_div(core::to_unix_ms(now), kMsPerDay);
+    for (std::int64_t day : {today, today + 1}) {
+      if (partition_days_.count(day) == 0) create_partition(c, day);
+    }
+    const std::int64_t cutoff = today - options_.retention_days;
+    pqxx::work txn(c.conn, "retention");
+    txn.exec("SET LOCAL lock_timeout = '5s'");
+    // One process at a time is enough; the others skip.
+    if (!txn.exec("SELECT pg_try_advisory_xact_lock(" + std::to_string(kRetentionLockKey) +
+                  ")")[0][0]
+             .as<bool>()) {
+      txn.commit();
+      return 0;
+    }
+    std::vector<std::int64_t> dropped;
+    for (std::int64_t day : partition_days_) {
+      if (day < cutoff) dropped.push_back(day);
+    }
+    std::sort(dropped.begin(), dropped.end());
+    for (std::int64_t day : dropped) txn.exec("DROP TABLE IF EXISTS " + partition_name(day));
+    txn.exec("DELETE FROM visits_default WHERE time < '" + day_text(cutoff) + " 00:00:00+00'");
+    txn.commit();
+    for (std::int64_t day : dropped) {
+      partition_days_.erase(day);
+      log_event("info", "dropped visits partition past retention",
+                {{"partition", partition_name(day)}});
+    }
+    return 0;
+  });
+}
+
+}  // namespace origin

@@ -1,0 +1,154 @@
+// Pure pieces of the visit store: aggregation into count tables, PostgreSQL
+// array literals, fingerprints.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "origin/visit_store.h"
+
+namespace origin {
+namespace {
+
+constexpr std::int64_t kHourMs = 3'600'000;
+constexpr std::int64_t kDayMs = 86'400'000;
+// 2026-11-27T00:00:00Z
+constexpr std::int64_t kDay0 = 1795737600000;
+
+VisitRow row(const std::string& code, std::int64_t time_ms, bool bot = false, int status = 307,
+             const std::string& source = "edge", const std::string& host = "") {
+  VisitRow r;
+  r.code = code;
+  r.time_ms = time_ms;
+  r.bot = bot;
+  r.status = status;
+  r.source = source;
+  r.referrer_host = host;
+  return r;
+}
+
+bool known_abc(std::string_view code) { return code == "abc" || code == "def"; }
+
+TEST(AggregateVisits, CountsHumansAndBotsPerCodeHourAndSource) {
+  const std::vector<VisitRow> rows = {
+      row("abc", kDay0 + 10),
+      row("abc", kDay0 + kHourMs - 1),
+      row("abc", kDay0 + kHourMs, true),
+      row("abc", kDay0 + 5, false, 307, "origin"),
+      row("def", kDay0 + 5, true),
+  };
+  VisitAggregates a = aggregate_visits(rows, known_abc);
+  ASSERT_EQ(a.hourly.size(), 4u);
+  // Sorted by (code, hour, source).
+  EXPECT_EQ(a.hourly[0].code, "abc");
+  EXPECT_EQ(a.hourly[0].hour_s, kDay0 / 1000);
+  EXPECT_EQ(a.hourly[0].source, "edge");
+  EXPECT_EQ(a.hourly[0].humans, 2);
+  EXPECT_EQ(a.hourly[0].bots, 0);
+  EXPECT_EQ(a.hourly[1].source, "origin");
+  EXPECT_EQ(a.hourly[1].humans, 1);
+  EXPECT_EQ(a.hourly[2].hour_s, kDay0 / 1000 + 3600);
+  EXPECT_EQ(a.hourly[2].bots, 1);
+  EXPECT_EQ(a.hourly[3].code, "def");
+  EXPECT_EQ(a.hourly[3].bots, 1);
+  EXPECT_TRUE(a.orphan_hourly.empty());
+
+  ASSERT_EQ(a.daily.size(), 3u) << "the same clicks per day";
+  EXPECT_EQ(a.daily[0].code, "abc");
+  EXPECT_EQ(a.daily[0].day, kDay0 / kDayMs);
+  EXPECT_EQ(a.daily[0].source, "edge");
+  EXPECT_EQ(a.daily[0].humans, 2);
+  EXPECT_EQ(a.daily[0].bots, 1);
+  EXPECT_EQ(a.daily[1].source, "origin");
+  EXPECT_EQ(a.daily[2].code, "def");
+}
+
+TEST(AggregateVisits, CountsUnknownCodesAsOrphansWhateverTheirStatus) {
+  const std::vector<VisitRow> rows = {row("gone", kDay0, false, 404),
+                                      row("gone", kDay0, true, 307)};
+  VisitAggregates a = aggregate_visits(rows, known_abc);
+  EXPECT_TRUE(a.hourly.empty());
+  EXPECT_TRUE(a.totals.empty());
+  ASSERT_EQ(a.orphan_hourly.size(), 1u);
+  EXPECT_EQ(a.orphan_hourly[0].humans, 1);
+  EXPECT_EQ(a.orphan_hourly[0].bots, 1);
+}
+
+TEST(AggregateVisits, CountsOnlyRedirectsAsClicks) {
+  const std::vector<VisitRow> rows = {row("abc", kDay0, false, 410), row("abc", kDay0, false, 301),
+                                      row("abc", kDay0, false, 200)};
+  VisitAggregates a = aggregate_visits(rows, known_abc);
+  ASSERT_EQ(a.hourly.size(), 1u);
+  EXPECT_EQ(a.hourly[0].humans, 1);
+  ASSERT_EQ(a.totals.size(), 1u);
+  EXPECT_EQ(a.totals[0].humans, 1);
+}
+
+TEST(AggregateVisits, KeepsTheLatestHumanClickAndHumanReferrersPerDay) {
+  const std::vector<VisitRow> rows = {
+      row("abc", kDay0 + 100, false, 307, "edge", "a.example"),
+      row("abc", kDay0 + 50, false, 307, "edge", "a.example"),
+      row("abc", kDay0 + 900, true, 307, "edge", "a.example"),
+      row("abc", kDay0 + kDayMs, false, 307, "edge", "a.example"),
+      row("abc", kDay0 + 10, false, 307, "edge", ""),
+  };
+  VisitAggregates a = aggregate_visits(rows, known_abc);
+  ASSERT_EQ(a.totals.size(), 1u);
+  EXPECT_EQ(a.totals[0].code, "abc");
+  EXPECT_EQ(a.totals[0].humans, 4);
+  EXPECT_EQ(a.totals[0].bots, 1);
+  EXPECT_EQ(a.totals[0].last_click_ms, kDay0 + kDayMs) << "bots do not move last_click_at";
+  ASSERT_EQ(a.referrers.size(), 2u) << "bots and empty hosts are not referrers";
+  EXPECT_EQ(a.referrers[0].day, kDay0 / kDayMs);
+  EXPECT_EQ(a.referrers[0].clicks, 2);
+  EXPECT_EQ(a.referrers[1].day, kDay0 / kDayMs + 1);
+  EXPECT_EQ(a.referrers[1].clicks, 1);
+  // 2026-11-27 and -28 are both in November.
+  ASSERT_EQ(a.referrers_monthly.size(), 1u);
+  EXPECT_EQ(a.referrers_monthly[0].day, first_day_of_month(kDay0 / kDayMs));
+  EXPECT_EQ(a.referrers_monthly[0].clicks, 3);
+}
+
+TEST(FirstDayOfMonth, FindsTheFirstOfTheCalendarMonth) {
+  struct Case {
+    std::int64_t day;
+    std::int64_t first;
+  };
+  // Days since 1970-01-01: 2026-11-27 = 20784, 2026-11-01 = 20758,
+  // 2024-02-29 = 19782, 2024-02-01 = 19754, 2024-03-01 = 19783.
+  for (const Case& c :
+       {Case{0, 0}, Case{30, 0}, Case{31, 31}, Case{20784, 20758}, Case{20758, 20758},
+        Case{19782, 19754}, Case{19783, 19783}, Case{-1, -31}}) {
+    EXPECT_EQ(first_day_of_month(c.day), c.first) << c.day;
+  }
+}
+
+TEST(AggregateVisits, LeavesABotOnlyLinkWithoutLastClick) {
+  VisitAggregates a = aggregate_visits({row("abc", kDay0, true)}, known_abc);
+  ASSERT_EQ(a.totals.size(), 1u);
+  EXPECT_FALSE(a.totals[0].last_click_ms.has_value());
+}
+
+TEST(AggregateVisits, PutsTimesBefore1970InTheRightHour) {
+  VisitAggregates a = aggregate_visits({row("abc", -1)}, known_abc);
+  ASSERT_EQ(a.hourly.size(), 1u);
+  EXPECT_EQ(a.hourly[0].hour_s, -3600);
+}
+
+TEST(PgTextArray, QuotesEveryElement) {
+  EXPECT_EQ(pg_text_array({}), "{}");
+  EXPECT_EQ(pg_text_array({"a", "b c"}), R"({"a","b c"})");
+  EXPECT_EQ(pg_text_array({"q\"uote", "back\\slash", "NULL", ""}),
+            R"({"q\"uote","back\\slash","NULL",""})");
+  EXPECT_EQ(pg_text_array({"{,}"}), R"({"{,}"})");
+}
+
+TEST(FileFingerprint, IsFnv1a64) {
+  EXPECT_EQ(file_fingerprint(""), 14695981039346656037ull);
+  EXPECT_EQ(file_fingerprint("a"), 0xaf63dc4c8601ec8cull);
+  EXPECT_NE(file_fingerprint("ab"), file_fingerprint("ba"));
+}
+
+}  // namespace
+}  // namespace origin
