@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/code.h"
+#include "origin/pg_call.h"
 
 namespace origin {
 namespace {
@@ -87,86 +88,56 @@ void PgLinkStore::prepare_statements(pqxx::connection& conn) {
                                " floor(extract(epoch FROM links.updated_at) * 1000)::bigint"));
 }
 
-template <typename Fn>
-auto PgLinkStore::run(bool idempotent, Fn&& fn) {
-  for (int attempt = 0;; ++attempt) {
-    try {
-      core::PgPool::Lease lease = pool_.acquire();
-      try {
-        return fn(*lease);
-      } catch (const pqxx::broken_connection&) {
-        lease.discard();
-        throw;
-      } catch (const pqxx::in_doubt_error&) {
-        lease.discard();
-        throw;
-      } catch (const pqxx::sql_error& e) {
-        if (core::is_unavailability(e)) lease.discard();
-        throw;
-      }
-    } catch (const core::PoolTimeout& e) {
-      throw StoreUnavailable(e.what());
-    } catch (const pqxx::broken_connection& e) {
-      // A connection from before a database restart fails once; a read can
-      // safely go again on a fresh one.
-      if (idempotent && attempt == 0) continue;
-      throw StoreUnavailable(e.what());
-    } catch (const pqxx::in_doubt_error& e) {
-      throw StoreUnavailable(e.what());
-    } catch (const pqxx::sql_error& e) {
-      if (core::is_unavailability(e)) throw StoreUnavailable(e.what());
-      throw;
-    }
-  }
-}
-
 std::variant<core::Link, CreateFailure> PgLinkStore::create(const NewLink& link) {
-  return run(false, [&](pqxx::connection& conn) -> std::variant<core::Link, CreateFailure> {
-    const OptionalText expires = text_of(link.expires_at);
-    const int attempts = link.alias ? 1 : kCreateAttempts;
-    for (int i = 0; i < attempts; ++i) {
-      const std::string code = link.alias ? *link.alias : core::generate_code(code_length_);
-      // A generated code must not be a reserved word either.
-      if (!link.alias && core::is_reserved_word(code)) continue;
-      pqxx::work txn(conn);
-      pqxx::result r = txn.exec_prepared("link_insert", code, link.target, link.status,
-                                         link.forward_query, expires.get());
-      txn.commit();
-      if (!r.empty()) return link_from_row(r[0]);
-    }
-    return link.alias ? CreateFailure::kAliasTaken : CreateFailure::kNoFreeCode;
-  });
+  return with_connection(
+      pool_, Retry::kNever, [&](pqxx::connection& conn) -> std::variant<core::Link, CreateFailure> {
+        const OptionalText expires = text_of(link.expires_at);
+        const int attempts = link.alias ? 1 : kCreateAttempts;
+        for (int i = 0; i < attempts; ++i) {
+          const std::string code = link.alias ? *link.alias : core::generate_code(code_length_);
+          // A generated code must not be a reserved word either.
+          if (!link.alias && core::is_reserved_word(code)) continue;
+          pqxx::work txn(conn);
+          pqxx::result r = txn.exec_prepared("link_insert", code, link.target, link.status,
+                                             link.forward_query, expires.get());
+          txn.commit();
+          if (!r.empty()) return link_from_row(r[0]);
+        }
+        return link.alias ? CreateFailure::kAliasTaken : CreateFailure::kNoFreeCode;
+      });
 }
 
 std::optional<core::Link> PgLinkStore::find(std::string_view code) {
-  return run(true, [&](pqxx::connection& conn) -> std::optional<core::Link> {
-    pqxx::nontransaction txn(conn);
-    pqxx::result r = txn.exec_prepared("link_find", std::string(code));
-    if (r.empty()) return std::nullopt;
-    return link_from_row(r[0]);
-  });
+  return with_connection(pool_, Retry::kOnceIfBroken,
+                         [&](pqxx::connection& conn) -> std::optional<core::Link> {
+                           pqxx::nontransaction txn(conn);
+                           pqxx::result r = txn.exec_prepared("link_find", std::string(code));
+                           if (r.empty()) return std::nullopt;
+                           return link_from_row(r[0]);
+                         });
 }
 
 std::optional<core::Link> PgLinkStore::update(std::string_view code, const LinkPatch& patch) {
-  return run(false, [&](pqxx::connection& conn) -> std::optional<core::Link> {
-    const OptionalText target = patch.target ? OptionalText(*patch.target) : OptionalText();
-    const OptionalText status =
-        patch.status ? OptionalText(std::to_string(*patch.status)) : OptionalText();
-    const OptionalText forward = patch.forward_query
-                                     ? OptionalText(*patch.forward_query ? "true" : "false")
-                                     : OptionalText();
-    const OptionalText expires = patch.expires_at ? text_of(*patch.expires_at) : OptionalText();
-    const OptionalText disabled =
-        patch.disabled ? OptionalText(*patch.disabled ? "true" : "false") : OptionalText();
-    pqxx::work txn(conn);
-    pqxx::result r = txn.exec_prepared("link_update", std::string(code), target.get(), status.get(),
-                                       forward.get(), patch.expires_at ? "true" : "false",
-                                       expires.get(), disabled.get());
-    if (r.empty()) r = txn.exec_prepared("link_find", std::string(code));
-    txn.commit();
-    if (r.empty()) return std::nullopt;
-    return link_from_row(r[0]);
-  });
+  return with_connection(
+      pool_, Retry::kNever, [&](pqxx::connection& conn) -> std::optional<core::Link> {
+        const OptionalText target = patch.target ? OptionalText(*patch.target) : OptionalText();
+        const OptionalText status =
+            patch.status ? OptionalText(std::to_string(*patch.status)) : OptionalText();
+        const OptionalText forward = patch.forward_query
+                                         ? OptionalText(*patch.forward_query ? "true" : "false")
+                                         : OptionalText();
+        const OptionalText expires = patch.expires_at ? text_of(*patch.expires_at) : OptionalText();
+        const OptionalText disabled =
+            patch.disabled ? OptionalText(*patch.disabled ? "true" : "false") : OptionalText();
+        pqxx::work txn(conn);
+        pqxx::result r = txn.exec_prepared(
+            "link_update", std::string(code), target.get(), status.get(), forward.get(),
+            patch.expires_at ? "true" : "false", expires.get(), disabled.get());
+        if (r.empty()) r = txn.exec_prepared("link_find", std::string(code));
+        txn.commit();
+        if (r.empty()) return std::nullopt;
+        return link_from_row(r[0]);
+      });
 }
 
 }  // namespace origin

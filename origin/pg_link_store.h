@@ -22,11 +22,6 @@ class PgLinkStore : public LinkStore {
   static void prepare_statements(pqxx::connection& conn);
 
  private:
-  // Runs `fn(connection)`, translating unavailability into StoreUnavailable.
-  // `idempotent` work is retried once on a fresh connection after a broken one.
-  template <typename Fn>
-  auto run(bool idempotent, Fn&& fn);
-
   core::PgPool& pool_;
   const std::size_t code_length_;
 };

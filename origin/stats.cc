@@ -7,6 +7,7 @@
 #include "core/pg_pool.h"
 #include "origin/handlers.h"
 #include "origin/link_store.h"
+#include "origin/pg_call.h"
 #include "origin/visit_store.h"
 
 namespace origin {
@@ -37,34 +38,6 @@ HttpResponse json_response(int status, std::string body) {
   r.content_type = "application/json";
   r.body = std::move(body);
   return r;
-}
-
-template <typename Fn>
-auto with_connection(core::PgPool& pool, Fn&& fn) {
-  for (int attempt = 0;; ++attempt) {
-    try {
-      core::PgPool::Lease lease = pool.acquire();
-      try {
-        return fn(*lease);
-      } catch (const pqxx::broken_connection&) {
-        lease.discard();
-        throw;
-      } catch (const pqxx::sql_error& e) {
-        if (core::is_unavailability(e)) lease.discard();
-        throw;
-      }
-    } catch (const core::PoolTimeout& e) {
-      throw StoreUnavailable(e.what());
-    } catch (const pqxx::broken_connection& e) {
-      // A connection from before a database restart fails once; this read
-      // can go again on a fresh one.
-      if (attempt == 0) continue;
-      throw StoreUnavailable(e.what());
-    } catch (const pqxx::sql_error& e) {
-      if (core::is_unavailability(e)) throw StoreUnavailable(e.what());
-      throw;
-    }
-  }
 }
 
 }  // namespace
@@ -120,68 +93,69 @@ std::variant<StatsRange, StatsRangeError> parse_stats_range(std::string_view que
 PgLinkStatsStore::PgLinkStatsStore(core::PgPool& pool) : pool_(pool) {}
 
 std::optional<LinkStats> PgLinkStatsStore::stats(std::string_view code, const StatsRange& range) {
-  return with_connection(pool_, [&](pqxx::connection& conn) -> std::optional<LinkStats> {
-    const std::string link = std::string(code);
-    const std::string first = format_day(range.first_day);
-    const std::string last = format_day(range.last_day);
-    // One snapshot for the three reads, so the parts agree with each other.
-    pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only>
-        txn(conn, "stats");
-    pqxx::result head = txn.exec_params(
-        "SELECT floor(extract(epoch FROM t.last_click_at) * 1000)::bigint"
-        " FROM links l LEFT JOIN link_visit_totals t ON t.code = l.code WHERE l.code = $1",
-        link);
-    if (head.empty()) return std::nullopt;
-    LinkStats stats;
-    stats.code = link;
-    stats.range = range;
-    if (!head[0][0].is_null()) {
-      stats.last_click_at = core::from_unix_ms(head[0][0].as<std::int64_t>());
-    }
+  return with_connection(
+      pool_, Retry::kOnceIfBroken, [&](pqxx::connection& conn) -> std::optional<LinkStats> {
+        const std::string link = std::string(code);
+        const std::string first = format_day(range.first_day);
+        const std::string last = format_day(range.last_day);
+        // One snapshot for the three reads, so the parts agree with each other.
+        pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only>
+            txn(conn, "stats");
+        pqxx::result head = txn.exec_params(
+            "SELECT floor(extract(epoch FROM t.last_click_at) * 1000)::bigint"
+            " FROM links l LEFT JOIN link_visit_totals t ON t.code = l.code WHERE l.code = $1",
+            link);
+        if (head.empty()) return std::nullopt;
+        LinkStats stats;
+        stats.code = link;
+        stats.range = range;
+        if (!head[0][0].is_null()) {
+          stats.last_click_at = core::from_unix_ms(head[0][0].as<std::int64_t>());
+        }
 
-    pqxx::result counts = txn.exec_params(
-        "SELECT day - DATE '1970-01-01', source, humans, bots FROM visit_counts_daily"
-        " WHERE code = $1 AND day BETWEEN $2::date AND $3::date",
-        link, first, last);
-    std::map<std::int64_t, std::int64_t> per_day;
-    for (const auto& row : counts) {
-      const auto humans = row[2].as<std::int64_t>();
-      const auto bots = row[3].as<std::int64_t>();
-      per_day[row[0].as<std::int64_t>()] += humans;
-      stats.total += humans;
-      stats.bots += bots;
-      const std::string source = row[1].as<std::string>();
-      if (source == "origin") stats.origin_clicks += humans;
-      if (source == "edge") stats.edge_clicks += humans;
-    }
-    for (std::int64_t day = range.first_day; day <= range.last_day; ++day) {
-      auto it = per_day.find(day);
-      stats.by_day.push_back({day, it == per_day.end() ? 0 : it->second});
-    }
+        pqxx::result counts = txn.exec_params(
+            "SELECT day - DATE '1970-01-01', source, humans, bots FROM visit_counts_daily"
+            " WHERE code = $1 AND day BETWEEN $2::date AND $3::date",
+            link, first, last);
+        std::map<std::int64_t, std::int64_t> per_day;
+        for (const auto& row : counts) {
+          const auto humans = row[2].as<std::int64_t>();
+          const auto bots = row[3].as<std::int64_t>();
+          per_day[row[0].as<std::int64_t>()] += humans;
+          stats.total += humans;
+          stats.bots += bots;
+          const std::string source = row[1].as<std::string>();
+          if (source == "origin") stats.origin_clicks += humans;
+          if (source == "edge") stats.edge_clicks += humans;
+        }
+        for (std::int64_t day = range.first_day; day <= range.last_day; ++day) {
+          auto it = per_day.find(day);
+          stats.by_day.push_back({day, it == per_day.end() ? 0 : it->second});
+        }
 
-    // Whole months inside the range from the monthly table, the days
-    // before and after them from the daily one.
-    std::int64_t months_from = first_day_of_month(range.first_day);
-    if (months_from < range.first_day) months_from = first_day_of_month(months_from + 31);
-    std::int64_t months_to = first_day_of_month(range.last_day + 1);  // exclusive
-    if (months_from >= months_to) months_from = months_to = range.last_day + 1;
-    pqxx::result referrers = txn.exec_params(
-        "SELECT host, sum(clicks)::bigint AS clicks FROM ("
-        "   SELECT host, clicks FROM referrer_counts_monthly"
-        "   WHERE code = $1 AND month >= $4::date AND month < $5::date"
-        "   UNION ALL"
-        "   SELECT host, clicks FROM referrer_counts_daily"
-        "   WHERE code = $1 AND ((day >= $2::date AND day < $4::date)"
-        "     OR (day >= $5::date AND day <= $3::date))"
-        " ) r GROUP BY host ORDER BY clicks DESC, host LIMIT " +
-            std::to_string(kTopReferrers),
-        link, first, last, format_day(months_from), format_day(months_to));
-    for (const auto& row : referrers) {
-      stats.top_referrers.push_back({row[0].as<std::string>(), row[1].as<std::int64_t>()});
-    }
-    txn.commit();
-    return stats;
-  });
+        // Whole months inside the range from the monthly table, the days
+        // before and after them from the daily one.
+        std::int64_t months_from = first_day_of_month(range.first_day);
+        if (months_from < range.first_day) months_from = first_day_of_month(months_from + 31);
+        std::int64_t months_to = first_day_of_month(range.last_day + 1);  // exclusive
+        if (months_from >= months_to) months_from = months_to = range.last_day + 1;
+        pqxx::result referrers = txn.exec_params(
+            "SELECT host, sum(clicks)::bigint AS clicks FROM ("
+            "   SELECT host, clicks FROM referrer_counts_monthly"
+            "   WHERE code = $1 AND month >= $4::date AND month < $5::date"
+            "   UNION ALL"
+            "   SELECT host, clicks FROM referrer_counts_daily"
+            "   WHERE code = $1 AND ((day >= $2::date AND day < $4::date)"
+            "     OR (day >= $5::date AND day <= $3::date))"
+            " ) r GROUP BY host ORDER BY clicks DESC, host LIMIT " +
+                std::to_string(kTopReferrers),
+            link, first, last, format_day(months_from), format_day(months_to));
+        for (const auto& row : referrers) {
+          stats.top_referrers.push_back({row[0].as<std::string>(), row[1].as<std::int64_t>()});
+        }
+        txn.commit();
+        return stats;
+      });
 }
 
 std::string render_stats_json(const LinkStats& stats) {
