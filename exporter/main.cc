@@ -17,15 +17,17 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: exporter <command> [options]\n"
-    "  compile --out DIR [--version V]\n"
-    "      reads every active link (DATABASE_URL) and writes DIR/V/ with the nginx map,\n"
-    "      CDN files and manifest.json; V defaults to the UTC time, YYYYMMDDTHHMMSSZ.\n"
+    "  compile --out DIR [--version V] [--all]\n"
+    "      reads the hot, stable links (DATABASE_URL; with --all every active link) and\n"
+    "      writes DIR/V/ with the nginx map, CDN files and manifest.json; V defaults to the\n"
+    "      UTC time, YYYYMMDDTHHMMSSZ.\n"
     "  synthesize --count N --out DIR [--version V] [--naive-bucket-size B --naive-max-size M]\n"
     "      the same for N made-up links; the naive options replace the computed hash\n"
     "      sizing, to compare nginx -t times.\n"
     "environment: DATABASE_URL, PUBLIC_BASE_URL (Cloudflare source host), REDIRECT_MAX_AGE,\n"
     "  EXPORT_MAP_BUCKET_SIZE (256), CLOUDFLARE_MAX_ITEMS (10000), CLOUDFRONT_KVS_ID,\n"
-    "  CLOUDFRONT_MAX_BYTES (5242880)\n";
+    "  CLOUDFRONT_MAX_BYTES (5242880), EXPORT_HOT_WINDOW_S (3600), EXPORT_MIN_CLICKS (100),\n"
+    "  EXPORT_TOP_K (0), EXPORT_STABLE_S (600), EXPORT_HORIZON_S (86400)\n";
 
 struct Arguments {
   std::string command;
@@ -34,6 +36,7 @@ struct Arguments {
   std::size_t count = 0;
   std::size_t naive_bucket_size = 0;
   std::size_t naive_max_size = 0;
+  bool all = false;
 };
 
 Arguments parse_arguments(int argc, char** argv) {
@@ -42,6 +45,10 @@ Arguments parse_arguments(int argc, char** argv) {
   args.command = argv[1];
   for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
+    if (flag == "--all") {
+      args.all = true;
+      continue;
+    }
     if (i + 1 >= argc) throw core::ConfigError("missing value after " + flag);
     const std::string value = argv[++i];
     if (flag == "--out") {
@@ -141,10 +148,13 @@ int run(const Arguments& args) {
   const core::Env env;
   exporter::BundleOptions options = bundle_options(env, args);
   std::vector<exporter::ExportEntry> entries;
-  if (args.command == "compile") {
-    options.selection = {{"mode", "all_active"},
-                         {"rule", "not disabled and not expired; hotness not used yet"}};
+  if (args.command == "compile" && args.all) {
+    options.selection = {{"mode", "all_active"}, {"rule", "not disabled and not expired"}};
     entries = exporter::load_active_links(core::load_database_config(env).url);
+  } else if (args.command == "compile") {
+    const exporter::Selection selection = exporter::load_selection(env);
+    options.selection = exporter::describe(selection);
+    entries = exporter::load_hot_links(core::load_database_config(env).url, selection);
   } else if (args.command == "synthesize") {
     options.selection = {{"mode", "synthetic"}, {"count", std::to_string(args.count)}};
     entries = synthetic_links(args.count);

@@ -434,7 +434,7 @@ TEST_F(EdgeDifferential, EdgeAnswersExactlyLikeTheOriginForEveryLinkAndQuery) {
   EXPECT_EQ(edge.error_log().find("[warn]"), std::string::npos) << edge.error_log();
 }
 
-// `exporter compile` reads the active links and writes a complete export.
+// `exporter compile --all` reads the active links and writes a complete export.
 TEST_F(EdgeDifferential, CompileWritesAnExportOfTheActiveLinks) {
   create("https://example.com/kept", 301, false, "kept");
   create("https://example.com/gone", 302, true, "gone");
@@ -443,8 +443,8 @@ TEST_F(EdgeDifferential, CompileWritesAnExportOfTheActiveLinks) {
   Environment env = inherited_environment();
   env["DATABASE_URL"] = db_.url();
   env["PUBLIC_BASE_URL"] = "https://Sho.Example.test";
-  const CommandResult run =
-      run_command({EXPORTER_BIN, "compile", "--out", dir.path(), "--version", "v1"}, env, 60s);
+  const CommandResult run = run_command(
+      {EXPORTER_BIN, "compile", "--all", "--out", dir.path(), "--version", "v1"}, env, 60s);
   ASSERT_TRUE(run.exit && run.exit->success()) << run.describe();
   EXPECT_NE(run.err.find("wrote " + dir.path() + "/v1"), std::string::npos) << run.err;
   for (const char* name : {exporter::kNginxMapFile, exporter::kVersionFile,
@@ -457,8 +457,8 @@ TEST_F(EdgeDifferential, CompileWritesAnExportOfTheActiveLinks) {
   EXPECT_EQ(manifest.integer("input_entries"), 1) << "the disabled link is not exported";
   EXPECT_EQ(read_text(dir.path() + "/v1/" + exporter::kCloudflareFixedFile),
             "sho.example.test/kept,https://example.com/kept,301,FALSE,FALSE,FALSE,FALSE\n");
-  const CommandResult again =
-      run_command({EXPORTER_BIN, "compile", "--out", dir.path(), "--version", "v1"}, env, 60s);
+  const CommandResult again = run_command(
+      {EXPORTER_BIN, "compile", "--all", "--out", dir.path(), "--version", "v1"}, env, 60s);
   EXPECT_EQ(again.exit ? again.exit->code : std::nullopt, 1) << "an existing version is kept";
 }
 
@@ -675,6 +675,82 @@ console.log(JSON.stringify(out));
     EXPECT_FALSE(std::string(r["text"].GetString()).empty()) << label;
   }
   EXPECT_GT(answered, cases.size() / 3);
+}
+
+}  // namespace
+}  // namespace integration
+
+namespace integration {
+namespace {
+
+// `exporter compile` exports hot, stable links only: clicks in the window at
+// or above the threshold (or among the top K), unchanged for the stability
+// window, not disabled, not expiring within the horizon.
+TEST(ExportSelection, CompileExportsHotStableLinksOnly) {
+  TestDatabase db;
+  const std::string sql =
+      "INSERT INTO links (code, target, updated_at, created_at, expires_at, disabled) VALUES"
+      " ('hot', 'https://example.com/hot', now() - interval '2 hours', now() - interval '2 hours',"
+      "  NULL, false),"
+      " ('cold', 'https://example.com/cold', now() - interval '2 hours', now() - interval '2 "
+      "hours',"
+      "  NULL, false),"
+      " ('fresh', 'https://example.com/fresh', now(), now(), NULL, false),"
+      " ('expiring', 'https://example.com/exp', now() - interval '2 hours',"
+      "  now() - interval '2 hours', now() + interval '1 hour', false),"
+      " ('off', 'https://example.com/off', now() - interval '2 hours', now() - interval '2 hours',"
+      "  NULL, true),"
+      " ('stale-hot', 'https://example.com/stale', now() - interval '2 hours',"
+      "  now() - interval '2 hours', NULL, false),"
+      " ('top', 'https://example.com/top', now() - interval '2 hours', now() - interval '2 hours',"
+      "  NULL, false)";
+  query_text(db.url(), sql);  // the touch trigger runs on UPDATE only
+  // Clicks: this hour for most; 'stale-hot' only two days ago.
+  query_text(db.url(),
+             "INSERT INTO visit_counts_hourly (code, hour, source, humans, bots) VALUES"
+             " ('hot', date_trunc('hour', now()), 'origin', 150, 10),"
+             " ('cold', date_trunc('hour', now()), 'origin', 3, 0),"
+             " ('fresh', date_trunc('hour', now()), 'edge', 500, 0),"
+             " ('expiring', date_trunc('hour', now()), 'origin', 500, 0),"
+             " ('off', date_trunc('hour', now()), 'origin', 500, 0),"
+             " ('stale-hot', date_trunc('hour', now() - interval '2 days'), 'origin', 9000, 0),"
+             " ('top', date_trunc('hour', now()), 'origin', 60, 0)");
+  TempDir dir;
+  Environment env = inherited_environment();
+  env["DATABASE_URL"] = db.url();
+  env["EXPORT_MIN_CLICKS"] = "100";
+  env["EXPORT_STABLE_S"] = "600";
+  env["EXPORT_HORIZON_S"] = "86400";
+  env["EXPORT_HOT_WINDOW_S"] = "3600";
+  env["EXPORT_TOP_K"] = "0";
+  CommandResult run =
+      run_command({EXPORTER_BIN, "compile", "--out", dir.path(), "--version", "v1"}, env, 60s);
+  ASSERT_TRUE(run.exit && run.exit->success()) << run.describe();
+  const std::string map = read_text(dir.path() + "/v1/" + exporter::kNginxMapFile);
+  auto exported_in = [](const std::string& text, const std::string& code) {
+    return text.find("\n" + code + " ") != std::string::npos ||
+           text.find("\\" + code + " ") != std::string::npos ||
+           text.find(" " + code + " \"") != std::string::npos;
+  };
+  auto exported = [&](const std::string& code) { return exported_in(map, code); };
+  EXPECT_TRUE(exported("hot")) << "hot and stable: 160 clicks this hour\n" << map.substr(0, 2000);
+  EXPECT_FALSE(exported("cold")) << "3 clicks is below the threshold";
+  EXPECT_FALSE(exported("fresh")) << "changed less than EXPORT_STABLE_S ago";
+  EXPECT_FALSE(exported("expiring")) << "expires within the horizon";
+  EXPECT_FALSE(exported("off")) << "disabled";
+  EXPECT_FALSE(exported("stale-hot")) << "its clicks are outside the window";
+  EXPECT_FALSE(exported("top")) << "60 clicks, below the threshold, and top-K is off";
+  const JsonBody manifest(read_text(dir.path() + "/v1/manifest.json"));
+  EXPECT_EQ(manifest.integer("input_entries"), 1);
+
+  env["EXPORT_TOP_K"] = "2";  // the two busiest exportable codes count as hot
+  run = run_command({EXPORTER_BIN, "compile", "--out", dir.path(), "--version", "v2"}, env, 60s);
+  ASSERT_TRUE(run.exit && run.exit->success()) << run.describe();
+  const std::string map2 = read_text(dir.path() + "/v2/" + exporter::kNginxMapFile);
+  EXPECT_TRUE(exported_in(map2, "top")) << "top-K (among exportable links) admits one under "
+                                           "the threshold";
+  EXPECT_TRUE(exported_in(map2, "hot"));
+  EXPECT_FALSE(exported_in(map2, "cold")) << "third busiest exportable link, outside the top 2";
 }
 
 }  // namespace
