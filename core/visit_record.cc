@@ -3,11 +3,12 @@
 #include <arpa/inet.h>
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <array>
+#include <charconv>
+#include <climits>
 #include <cstdint>
+#include <cstring>
 
 #include "core/code.h"
 
@@ -95,10 +96,107 @@ std::string clean_text(std::string_view text, std::size_t max_bytes) {
   return out;
 }
 
-void write_string(rapidjson::Writer<rapidjson::StringBuffer>& w, const char* key,
-                  const std::string& value) {
-  w.Key(key);
-  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+// True when every byte is printable ASCII or DEL, other than '"' and '\\':
+// such text is valid UTF-8 without NUL, needs no escape, and caps anywhere.
+bool plain_ascii(std::string_view text) {
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+// clean_text without its copies when `text` is already clean (the usual
+// case): valid UTF-8 without NUL only needs capping. `scratch` holds the
+// result otherwise.
+std::string_view clean_view(std::string_view text, std::size_t max_bytes, std::string& scratch) {
+  if (plain_ascii(text) || (first_invalid_utf8(text) == std::string_view::npos &&
+                            text.find('\0') == std::string_view::npos)) {
+    return cap_utf8(text, max_bytes);
+  }
+  scratch = clean_text(text, max_bytes);
+  return scratch;
+}
+
+// The line is written through a raw pointer into a string sized for the
+// worst case, then trimmed: appending piece by piece cost more than the
+// escaping itself.
+char* put(char* out, std::string_view text) {
+  std::memcpy(out, text.data(), text.size());
+  return out + text.size();
+}
+
+// Bytes put_json_string may write for `text`: quotes, and at most six
+// ("\u00XX") per byte.
+std::size_t json_string_bound(std::string_view text) { return 2 + 6 * text.size(); }
+
+// Puts `text` as a JSON string escaped exactly as RapidJSON's Writer did
+// when it wrote these lines (journals written before and after must not
+// differ): \" \\ \b \f \n \r \t, other bytes below 0x20 as \u00XX with
+// uppercase hex, every other byte (DEL, '/', UTF-8) raw.
+char* put_json_string(char* out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  *out++ = '"';
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      *out++ = ch;
+      continue;
+    }
+    *out++ = '\\';
+    switch (c) {
+      case '"':
+      case '\\':
+        *out++ = ch;
+        break;
+      case '\b':
+        *out++ = 'b';
+        break;
+      case '\f':
+        *out++ = 'f';
+        break;
+      case '\n':
+        *out++ = 'n';
+        break;
+      case '\r':
+        *out++ = 'r';
+        break;
+      case '\t':
+        *out++ = 't';
+        break;
+      default:
+        out = put(out, "u00");
+        *out++ = kHex[c >> 4];
+        *out++ = kHex[c & 0xF];
+    }
+  }
+  *out++ = '"';
+  return out;
+}
+
+// format_rfc3339_ms formats into a 64-byte buffer.
+constexpr std::size_t kMaxTimeBytes = 64;
+
+// Puts format_rfc3339_ms(time), reformatting only the milliseconds while the
+// second stays the same: one snprintf per line cost more than the rest of
+// the line. The cache is per thread, so this stays thread-safe.
+char* put_time(char* out, TimePoint time) {
+  thread_local std::int64_t cached_second = INT64_MIN;
+  thread_local std::string cached_prefix;  // "2026-11-27T20:46:40."
+  const std::int64_t ms = to_unix_ms(time);
+  const std::int64_t second = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+  if (second != cached_second) {
+    const std::string full = format_rfc3339_ms(time);  // always ends in ".mmmZ"
+    cached_prefix.assign(full, 0, full.size() - 4);
+    cached_second = second;
+  }
+  const auto millis = static_cast<int>(ms - second * 1000);
+  out = put(out, cached_prefix);
+  *out++ = static_cast<char>('0' + millis / 100);
+  *out++ = static_cast<char>('0' + millis / 10 % 10);
+  *out++ = static_cast<char>('0' + millis % 10);
+  *out++ = 'Z';
+  return out;
 }
 
 bool all_digits(std::string_view text) {
@@ -235,20 +333,33 @@ std::string_view cap_utf8(std::string_view text, std::size_t max_bytes) {
 }
 
 std::string format_visit_line(const VisitRecord& record) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-  w.StartObject();
-  write_string(w, "time", format_rfc3339_ms(record.time));
-  write_string(w, "code", clean_text(record.code, kMaxCodeBytes));
-  write_string(w, "ip", clean_text(record.ip, kMaxIpBytes));
-  write_string(w, "ua", clean_text(record.user_agent, kMaxUserAgentBytes));
-  write_string(w, "ref", clean_text(record.referrer, kMaxReferrerBytes));
-  w.Key("status");
-  w.Int(record.status);
-  write_string(w, "src", clean_text(record.source, kMaxSourceBytes));
-  w.EndObject();
-  std::string line(buffer.GetString(), buffer.GetSize());
-  line.push_back('\n');
+  std::string scratch[5];
+  const std::string_view code = clean_view(record.code, kMaxCodeBytes, scratch[0]);
+  const std::string_view ip = clean_view(record.ip, kMaxIpBytes, scratch[1]);
+  const std::string_view ua = clean_view(record.user_agent, kMaxUserAgentBytes, scratch[2]);
+  const std::string_view ref = clean_view(record.referrer, kMaxReferrerBytes, scratch[3]);
+  const std::string_view src = clean_view(record.source, kMaxSourceBytes, scratch[4]);
+  constexpr std::size_t kFixedBytes = 128;  // keys, punctuation, status, '\n'
+  std::string line(kFixedBytes + kMaxTimeBytes + json_string_bound(code) + json_string_bound(ip) +
+                       json_string_bound(ua) + json_string_bound(ref) + json_string_bound(src),
+                   '\0');
+  char* out = line.data();
+  out = put(out, "{\"time\":\"");
+  out = put_time(out, record.time);
+  out = put(out, "\",\"code\":");
+  out = put_json_string(out, code);
+  out = put(out, ",\"ip\":");
+  out = put_json_string(out, ip);
+  out = put(out, ",\"ua\":");
+  out = put_json_string(out, ua);
+  out = put(out, ",\"ref\":");
+  out = put_json_string(out, ref);
+  out = put(out, ",\"status\":");
+  out = std::to_chars(out, out + 16, record.status).ptr;
+  out = put(out, ",\"src\":");
+  out = put_json_string(out, src);
+  out = put(out, "}\n");
+  line.resize(static_cast<std::size_t>(out - line.data()));
   return line;
 }
 

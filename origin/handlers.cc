@@ -262,27 +262,27 @@ HttpResponse Api::create_link(const HttpRequest& request) {
   return r;
 }
 
-std::optional<std::string> Api::redirect_code(const HttpRequest& request) const {
-  if (request.method != "GET" && request.method != "HEAD") return std::nullopt;
-  Route route = route_of(request.target);
+std::optional<std::string> Api::redirect_code(std::string_view method,
+                                              std::string_view target) const {
+  if (method != "GET" && method != "HEAD") return std::nullopt;
+  Route route = route_of(target);
   if (route.kind != RouteKind::kRedirect) return std::nullopt;
   return std::move(route.code);
 }
 
-std::optional<RedirectLookup> Api::cached_redirect(const std::string& code) const {
-  if (cache_ == nullptr) return std::nullopt;
-  RedirectLookup lookup;
-  switch (cache_->lookup(code, core::now_ms(), &lookup.redirect)) {
+bool Api::cached_redirect(std::string_view code, RedirectLookup* out) const {
+  if (cache_ == nullptr) return false;
+  switch (cache_->lookup(code, core::now_ms(), &out->redirect)) {
     case LinkCache::Lookup::kFound:
-      lookup.kind = RedirectLookup::Kind::kFound;
-      return lookup;
+      out->kind = RedirectLookup::Kind::kFound;
+      return true;
     case LinkCache::Lookup::kNotFound:
-      lookup.kind = RedirectLookup::Kind::kNotFound;
-      return lookup;
+      out->kind = RedirectLookup::Kind::kNotFound;
+      return true;
     case LinkCache::Lookup::kMiss:
       break;
   }
-  return std::nullopt;
+  return false;
 }
 
 RedirectLookup Api::load_redirect(const std::string& code) {
@@ -309,6 +309,17 @@ RedirectLookup Api::load_redirect(const std::string& code) {
   return lookup;
 }
 
+bool Api::redirect_location(std::string_view target, const RedirectLookup& lookup,
+                            std::string* location) const {
+  if (lookup.kind != RedirectLookup::Kind::kFound ||
+      state_at(lookup.redirect, core::now_ms()) != core::LinkState::kActive) {
+    return false;
+  }
+  *location =
+      core::build_location(lookup.redirect.target, query_of(target), lookup.redirect.forward_query);
+  return true;
+}
+
 HttpResponse Api::render_redirect(const HttpRequest& request, const std::string& code,
                                   const RedirectLookup& lookup) const {
   HttpResponse r;
@@ -320,8 +331,9 @@ HttpResponse Api::render_redirect(const HttpRequest& request, const std::string&
               ? html_page(404, "Link not found", "There is no short link at this address.")
               : error_response(404, "not_found", "no link with this code");
       break;
-    case RedirectLookup::Kind::kFound:
-      if (state_at(lookup.redirect, core::now_ms()) != core::LinkState::kActive) {
+    case RedirectLookup::Kind::kFound: {
+      std::string location;
+      if (!redirect_location(request.target, lookup, &location)) {
         r = wants_html(request.accept)
                 ? html_page(410, "Link no longer available",
                             "This short link has expired or was switched off by its owner.")
@@ -329,11 +341,10 @@ HttpResponse Api::render_redirect(const HttpRequest& request, const std::string&
         break;
       }
       r.status = lookup.redirect.status;
-      r.headers.emplace_back("Location",
-                             core::build_location(lookup.redirect.target, query_of(request.target),
-                                                  lookup.redirect.forward_query));
+      r.headers.emplace_back("Location", std::move(location));
       r.headers.emplace_back("Cache-Control", cache_control_);
       break;
+    }
   }
   r.visit_code = code;
   return r;

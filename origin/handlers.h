@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -62,13 +63,26 @@ class Api {
 
   // Redirects, split so that the session can answer cached codes on its io
   // thread and coalesce concurrent misses of one code into one load:
-  //  - redirect_code: the lowercase code when `request` is GET/HEAD /{code}.
-  //  - cached_redirect: the cache's answer, nullopt on a miss. Never blocks.
+  //  - redirect_code: the lowercase code when the request is GET/HEAD /{code}.
+  //  - cached_redirect: the cache's answer into *out, reusing the capacity of
+  //    out->redirect.target (a session keeping one lookup does not allocate
+  //    per hit); false on a miss, *out then unspecified. Never blocks.
   //  - load_redirect: reads the store (blocking) and fills the cache.
+  //  - redirect_location: when `lookup` is an active link, true with its
+  //    Location for a request to `target` in *location; false when
+  //    render_redirect answers something else (404, 410, 503).
+  //  - redirect_cache_control: the Cache-Control value of redirects.
   //  - render_redirect: the response for `request` given the lookup. Pure.
-  std::optional<std::string> redirect_code(const HttpRequest& request) const;
-  std::optional<RedirectLookup> cached_redirect(const std::string& code) const;
+  // A session may answer a redirect itself from redirect_location and
+  // redirect_cache_control: status lookup.redirect.status, headers Location
+  // then Cache-Control, no body, visit journaled; that is what
+  // render_redirect returns for an active link.
+  std::optional<std::string> redirect_code(std::string_view method, std::string_view target) const;
+  bool cached_redirect(std::string_view code, RedirectLookup* out) const;
   RedirectLookup load_redirect(const std::string& code);
+  bool redirect_location(std::string_view target, const RedirectLookup& lookup,
+                         std::string* location) const;
+  const std::string& redirect_cache_control() const { return cache_control_; }
   HttpResponse render_redirect(const HttpRequest& request, const std::string& code,
                                const RedirectLookup& lookup) const;
 

@@ -1,5 +1,6 @@
 #include "origin/http_server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -41,7 +42,7 @@ struct Worker {
   std::unordered_set<Session*> sessions;  // declared first: outlives ioc
   bool draining = false;
   net::io_context ioc{1};
-  std::optional<tcp::acceptor> acceptor;
+  std::optional<net::basic_socket_acceptor<tcp, net::io_context::executor_type>> acceptor;
   std::optional<net::steady_timer> accept_backoff;
   // This thread's visit journal: no lock is shared between io threads.
   std::unique_ptr<JournalWriter> journal;
@@ -81,35 +82,87 @@ class HttpServer::Impl {
 
 namespace {
 
+// The session's I/O objects use the io_context's own executor type rather
+// than the polymorphic any_io_executor: every handler then dispatches
+// without type-erased executor copies.
+using Executor = net::io_context::executor_type;
+using Socket = net::basic_stream_socket<tcp, Executor>;
+using DeadlineTimer = net::basic_waitable_timer<std::chrono::steady_clock,
+                                                net::wait_traits<std::chrono::steady_clock>, Executor>;
+using Clock = std::chrono::steady_clock;
+
+std::string_view to_std(beast::string_view text) { return {text.data(), text.size()}; }
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, Worker& worker, HttpServer::Impl& server)
-      : stream_(std::move(socket)), worker_(worker), server_(server) {}
+  Session(Socket&& socket, Worker& worker, HttpServer::Impl& server)
+      : socket_(std::move(socket)),
+        deadline_timer_(socket_.get_executor()),
+        worker_(worker),
+        server_(server) {}
 
   ~Session() { worker_.sessions.erase(this); }
 
   void start() {
     worker_.sessions.insert(this);
     beast::error_code ec;
-    auto endpoint = stream_.socket().remote_endpoint(ec);
+    auto endpoint = socket_.remote_endpoint(ec);
     if (!ec) client_ip_ = endpoint.address().to_string();
-    stream_.socket().set_option(tcp::no_delay(true), ec);
+    socket_.set_option(tcp::no_delay(true), ec);
+    // Lets send_redirect write without blocking and fall back to an
+    // asynchronous write only when the socket buffer is full.
+    socket_.non_blocking(true, ec);
+    visit_.ip = core::anonymize_ip(client_ip_, server_.config.ip_mode);
+    visit_.source = std::string(core::kSourceOrigin);
     wait_for_request();
   }
 
   // Called on the session's thread when the server stops.
   void drain() {
-    if (idle_) stream_.cancel();
+    if (idle_) cancel_io();
   }
 
  private:
+  // Deadlines. One timer per session instead of one wait per I/O operation:
+  // starting a phase only stores its deadline, and the timer, never armed
+  // further ahead than the shortest timeout, checks it when it fires and
+  // waits again if the deadline moved later. Since every deadline lies at
+  // least the shortest timeout ahead when it is set, the pending wait always
+  // fires at or before it, so a timeout is never late. An expired deadline
+  // cancels the pending I/O, whose handler closes the connection, as a
+  // timeout of Beast's tcp_stream did; with no I/O pending (a database
+  // lookup) it does nothing, and sending the answer starts a new deadline.
+  void set_deadline(std::chrono::seconds timeout) {
+    deadline_ = Clock::now() + timeout;
+    if (!timer_pending_) arm_timer();
+  }
+
+  void arm_timer() {
+    const Clock::duration shortest =
+        std::min(server_.config.read_timeout, server_.config.idle_timeout);
+    timer_pending_ = true;
+    deadline_timer_.expires_at(std::min(deadline_, Clock::now() + shortest));
+    deadline_timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      auto self = weak.lock();
+      if (!self || ec == net::error::operation_aborted) return;
+      self->timer_pending_ = false;
+      if (Clock::now() < self->deadline_) return self->arm_timer();
+      self->cancel_io();
+    });
+  }
+
+  void cancel_io() {
+    beast::error_code ec;
+    socket_.cancel(ec);
+  }
+
   // Keep-alive wait: up to the idle timeout for the first byte of a request.
   void wait_for_request() {
     if (buffer_.size() > 0) return read_request();
     if (worker_.draining) return close();
     idle_ = true;
-    stream_.expires_after(server_.config.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(4096),
+    set_deadline(server_.config.idle_timeout);
+    socket_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               self->idle_ = false;
                               if (ec) return self->close();
@@ -124,9 +177,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_.config.max_header_bytes));
     parser_->body_limit(server_.config.max_body_bytes);
-    stream_.expires_after(server_.config.read_timeout);
+    set_deadline(server_.config.read_timeout);
     http::async_read_header(
-        stream_, buffer_, *parser_,
+        socket_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
   }
 
@@ -138,7 +191,7 @@ class Session : public std::enable_shared_from_this<Session> {
       auto interim =
           std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
       return http::async_write(
-          stream_, *interim,
+          socket_, *interim,
           [self = shared_from_this(), interim](beast::error_code wec, std::size_t) {
             if (wec) return self->close();
             self->read_body();
@@ -149,7 +202,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void read_body() {
     http::async_read(
-        stream_, buffer_, *parser_,
+        socket_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
@@ -162,8 +215,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == http::error::header_limit) {
       return send_error(431, "headers_too_large", "request header block is too large");
     }
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == net::error::operation_aborted) {
+    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted) {
       return close();
     }
     if (ec && ec.category() == http::make_error_code(http::error::bad_method).category()) {
@@ -171,9 +223,31 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec) return close();
 
-    http::request<http::string_body>& req = parser_->get();
+    const http::request<http::string_body>& req = parser_->get();
     keep_alive_ = req.keep_alive();
     head_ = req.method() == http::verb::head;
+    const std::string_view target = to_std(req.target());
+    if (std::optional<std::string> code =
+            server_.api.redirect_code(to_std(req.method_string()), target)) {
+      if (server_.api.cached_redirect(*code, &lookup_)) {
+        // The hot path: answered from views into the parsed request and
+        // buffers kept by the session, without an HttpRequest or a Beast
+        // response.
+        if (server_.api.redirect_location(target, lookup_, &location_)) {
+          return send_redirect(*code, lookup_.redirect.status);
+        }
+        return send(server_.api.render_redirect(make_request(), *code, lookup_));
+      }
+      return join_redirect_flight(make_request(), std::move(*code));
+    }
+    HttpRequest request = make_request();
+    if (!server_.api.needs_database(request)) return send(server_.api.handle(request));
+    dispatch_to_database(std::move(request));
+  }
+
+  // Moves the body out of the parsed request.
+  HttpRequest make_request() {
+    http::request<http::string_body>& req = parser_->get();
     HttpRequest request;
     request.method = std::string(req.method_string());
     request.target = std::string(req.target());
@@ -181,17 +255,7 @@ class Session : public std::enable_shared_from_this<Session> {
     request.accept = std::string(req[http::field::accept]);
     request.body = std::move(req.body());
     request.client_ip = client_ip_;
-    user_agent_ = std::string(req[http::field::user_agent]);
-    referrer_ = std::string(req[http::field::referer]);
-
-    if (std::optional<std::string> code = server_.api.redirect_code(request)) {
-      if (std::optional<RedirectLookup> hit = server_.api.cached_redirect(*code)) {
-        return send(server_.api.render_redirect(request, *code, *hit));
-      }
-      return join_redirect_flight(std::move(request), std::move(*code));
-    }
-    if (!server_.api.needs_database(request)) return send(server_.api.handle(request));
-    dispatch_to_database(std::move(request));
+    return request;
   }
 
   // A cache miss. The first session to miss a code loads it on a database
@@ -199,7 +263,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // launch hitting a fresh code with thousands of requests costs one query.
   void join_redirect_flight(HttpRequest request, std::string code) {
     auto shared_request = std::make_shared<const HttpRequest>(std::move(request));
-    auto executor = stream_.get_executor();
+    auto executor = socket_.get_executor();
     // The work guard keeps this io_context running while the session waits
     // with no operation of its own pending.
     bool leader = server_.redirect_flights.join(
@@ -250,7 +314,7 @@ class Session : public std::enable_shared_from_this<Session> {
         response = self->server_.api.handle(request);
       }
       self->server_.pending_db.fetch_sub(1);
-      auto executor = self->stream_.get_executor();
+      auto executor = self->socket_.get_executor();
       net::post(executor, [self = std::move(self), response = std::move(response)]() mutable {
         self->send(std::move(response));
       });
@@ -270,17 +334,16 @@ class Session : public std::enable_shared_from_this<Session> {
   // sent, so a crash after the client got its redirect cannot lose it. When
   // the journal fails the redirect is still sent: a person clicking a link
   // matters more than one count, and /readyz reports the failure so traffic
-  // moves to an instance that can record.
+  // moves to an instance that can record. Visits are only journaled for
+  // parsed requests, whose headers stay in parser_ until the next read.
   void journal_visit(const std::string& code, int status) {
-    core::VisitRecord visit;
-    visit.time = core::now_ms();
-    visit.code = code;
-    visit.ip = core::anonymize_ip(client_ip_, server_.config.ip_mode);
-    visit.user_agent = user_agent_;
-    visit.referrer = referrer_;
-    visit.status = status;
-    visit.source = std::string(core::kSourceOrigin);
-    if (worker_.journal->append(core::format_visit_line(visit))) return;
+    const http::request<http::string_body>& req = parser_->get();
+    visit_.time = core::now_ms();
+    visit_.code = code;
+    visit_.user_agent.assign(to_std(req[http::field::user_agent]));
+    visit_.referrer.assign(to_std(req[http::field::referer]));
+    visit_.status = status;
+    if (worker_.journal->append(core::format_visit_line(visit_))) return;
     ++worker_.journal_failures;
     const auto now = std::chrono::steady_clock::now();
     if (now >= worker_.next_journal_warning) {
@@ -307,29 +370,88 @@ class Session : public std::enable_shared_from_this<Session> {
     // HEAD: the headers a GET would get, Content-Length included, no body.
     if (head_) res->body().clear();
     const bool close_after = !res->keep_alive();
-    stream_.expires_after(server_.config.read_timeout);
+    set_deadline(server_.config.read_timeout);
     http::async_write(
-        stream_, *res,
+        socket_, *res,
         [self = shared_from_this(), res, close_after](beast::error_code ec, std::size_t) {
           if (ec || close_after) return self->close();
           self->wait_for_request();
         });
   }
 
-  void close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
+  // An active cached link: the bytes send() would have Beast write for
+  // render_redirect's answer (status line, Server, Location, Cache-Control,
+  // Connection: close when not keeping alive, Content-Length: 0; the same
+  // for HEAD), serialized by hand into a buffer kept by the session.
+  void send_redirect(const std::string& code, int status) {
+    if (worker_.journal) journal_visit(code, status);
+    const bool keep_alive = keep_alive_ && !worker_.draining;
+    out_.assign("HTTP/1.1 ");
+    out_.push_back(static_cast<char>('0' + status / 100));
+    out_.push_back(static_cast<char>('0' + status / 10 % 10));
+    out_.push_back(static_cast<char>('0' + status % 10));
+    out_.push_back(' ');
+    const beast::string_view reason = http::obsolete_reason(static_cast<http::status>(status));
+    out_.append(reason.data(), reason.size());
+    out_.append("\r\nServer: shortener-origin\r\nLocation: ");
+    out_.append(location_);
+    out_.append("\r\nCache-Control: ");
+    out_.append(server_.api.redirect_cache_control());
+    out_.append(keep_alive ? "\r\nContent-Length: 0\r\n\r\n"
+                           : "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    write_out(!keep_alive);
   }
 
-  beast::tcp_stream stream_;
+  // Writes out_ at once when the socket takes it (almost always: it is a few
+  // hundred bytes), else finishes asynchronously under the read timeout.
+  void write_out(bool close_after) {
+    beast::error_code ec;
+    const std::size_t written = socket_.write_some(net::buffer(out_), ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) {
+      ec = {};
+    } else if (ec) {
+      return close();
+    }
+    if (written == out_.size()) {
+      if (close_after) return close();
+      // A pipelined request already buffered continues from the io_context,
+      // not from this stack, so a long pipeline cannot grow the stack.
+      if (buffer_.size() > 0) {
+        return net::post(socket_.get_executor(),
+                         [self = shared_from_this()] { self->wait_for_request(); });
+      }
+      return wait_for_request();
+    }
+    set_deadline(server_.config.read_timeout);
+    net::async_write(socket_, net::buffer(out_.data() + written, out_.size() - written),
+                     [self = shared_from_this(), close_after](beast::error_code wec, std::size_t) {
+                       if (wec || close_after) return self->close();
+                       self->wait_for_request();
+                     });
+  }
+
+  void close() {
+    beast::error_code ec;
+    deadline_timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    socket_.close(ec);
+  }
+
+  Socket socket_;
+  DeadlineTimer deadline_timer_;
+  Clock::time_point deadline_{};
+  bool timer_pending_ = false;  // a wait of deadline_timer_ is outstanding
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Worker& worker_;
   HttpServer::Impl& server_;
   std::string client_ip_;
-  std::string user_agent_;
-  std::string referrer_;
+  // Reused by every request of the session, so a cached redirect allocates
+  // little: the cache fills lookup_ in place, the response goes into out_.
+  RedirectLookup lookup_;
+  std::string location_;
+  std::string out_;
+  core::VisitRecord visit_;  // ip and source set once per session
   bool idle_ = false;
   bool keep_alive_ = true;
   bool head_ = false;
@@ -343,7 +465,7 @@ HttpServer::Impl::Impl(const OriginConfig& cfg, Api& a)
   const tcp::endpoint endpoint(address, config.listen_port);
   for (unsigned i = 0; i < config.threads; ++i) {
     auto worker = std::make_unique<Worker>();
-    worker->acceptor.emplace(worker->ioc);
+    worker->acceptor.emplace(worker->ioc.get_executor());
     worker->acceptor->open(endpoint.protocol());
     worker->acceptor->set_option(net::socket_base::reuse_address(true));
     worker->acceptor->set_option(reuse_port(true));
@@ -368,7 +490,7 @@ HttpServer::Impl::~Impl() {
 }
 
 void HttpServer::Impl::do_accept(Worker& worker) {
-  worker.acceptor->async_accept([this, &worker](beast::error_code ec, tcp::socket socket) {
+  worker.acceptor->async_accept([this, &worker](beast::error_code ec, Socket socket) {
     if (worker.draining) return;
     if (ec) {
       // Out of file descriptors and the like: back off instead of spinning.
