@@ -1,8 +1,11 @@
-// exporter: compiles links into edge files. `exporter compile`, and
-// `exporter synthesize` (made-up links, for measuring nginx).
+// exporter: compiles links into edge files. `exporter compile`, `exporter
+// publish` (puts a compiled version live on nginx), and `exporter synthesize`
+// (made-up links, for measuring nginx).
+#include <chrono>
 #include <ctime>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_set>
@@ -12,6 +15,7 @@
 #include "exporter/bundle.h"
 #include "exporter/bundle_writer.h"
 #include "exporter/link_source.h"
+#include "exporter/publish.h"
 
 namespace {
 
@@ -24,10 +28,23 @@ constexpr const char* kUsage =
     "  synthesize --count N --out DIR [--version V] [--naive-bucket-size B --naive-max-size M]\n"
     "      the same for N made-up links; the naive options replace the computed hash\n"
     "      sizing, to compare nginx -t times.\n"
+    "  publish --exports DIR --nginx-conf FILE [--live LINK] [--nginx-prefix P] [--nginx-bin B]\n"
+    "          [--nginx-pid FILE] [--probe URL] [--probe-timeout S] [--keep N] [--version V]\n"
+    "      puts the newest version of DIR (or V) live: nginx -t on FILE with LINK pointing at\n"
+    "      it, atomic swap of the symlink LINK (default DIR/live), SIGHUP to nginx, then polls\n"
+    "      URL (default http://$EDGE_LISTEN/_edge/version) until it serves the version; any\n"
+    "      failure restores the previous version. Keeps the N newest versions (5).\n"
+    "  compile and publish take DIR/.publish.lock and never wait for it.\n"
+    "exit codes: 0 done (published/compiled), 1 failed (publish: rolled back, the old version\n"
+    "  serves), 2 usage, 3 unchanged (same digest as live: no reload), 4 locked by another run,\n"
+    "  5 failed and the rollback failed too\n"
     "environment: DATABASE_URL, PUBLIC_BASE_URL (Cloudflare source host), REDIRECT_MAX_AGE,\n"
     "  EXPORT_MAP_BUCKET_SIZE (256), CLOUDFLARE_MAX_ITEMS (10000), CLOUDFRONT_KVS_ID,\n"
     "  CLOUDFRONT_MAX_BYTES (5242880), EXPORT_HOT_WINDOW_S (3600), EXPORT_MIN_CLICKS (100),\n"
-    "  EXPORT_TOP_K (0), EXPORT_STABLE_S (600), EXPORT_HORIZON_S (86400)\n";
+    "  EXPORT_TOP_K (0), EXPORT_STABLE_S (600), EXPORT_HORIZON_S (86400),\n"
+    "  EXPORT_DIR (--out, --exports), EDGE_LIVE_LINK, EDGE_NGINX_CONF, EDGE_NGINX_PREFIX,\n"
+    "  NGINX_BIN (nginx), EDGE_NGINX_PID, EDGE_PROBE_URL, EDGE_LISTEN (127.0.0.1:8000),\n"
+    "  EDGE_PROBE_TIMEOUT_S (30), EXPORT_KEEP (5)\n";
 
 struct Arguments {
   std::string command;
@@ -37,12 +54,25 @@ struct Arguments {
   std::size_t naive_bucket_size = 0;
   std::size_t naive_max_size = 0;
   bool all = false;
+  exporter::PublishOptions publish;
 };
 
 Arguments parse_arguments(int argc, char** argv) {
   Arguments args;
   if (argc < 2) throw core::ConfigError("no command");
   args.command = argv[1];
+  const core::Env env;
+  args.out = env.text("EXPORT_DIR", "");
+  exporter::PublishOptions& publish = args.publish;
+  publish.nginx_conf = env.text("EDGE_NGINX_CONF", "");
+  publish.nginx_prefix = env.text("EDGE_NGINX_PREFIX", "");
+  publish.nginx_bin = env.text("NGINX_BIN", "nginx");
+  publish.nginx_pid = env.text("EDGE_NGINX_PID", "");
+  publish.probe_url = env.text(
+      "EDGE_PROBE_URL", "http://" + env.text("EDGE_LISTEN", "127.0.0.1:8000") + "/_edge/version");
+  publish.probe_timeout = std::chrono::seconds(env.integer("EDGE_PROBE_TIMEOUT_S", 30, 1, 3600));
+  publish.keep = static_cast<std::size_t>(env.integer("EXPORT_KEEP", 5, 1, 1000000));
+  publish.live_link = env.text("EDGE_LIVE_LINK", "");
   for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--all") {
@@ -51,8 +81,28 @@ Arguments parse_arguments(int argc, char** argv) {
     }
     if (i + 1 >= argc) throw core::ConfigError("missing value after " + flag);
     const std::string value = argv[++i];
-    if (flag == "--out") {
+    if (flag == "--out" || flag == "--exports") {
       args.out = value;
+    } else if (flag == "--live") {
+      publish.live_link = value;
+    } else if (flag == "--nginx-conf") {
+      publish.nginx_conf = value;
+    } else if (flag == "--nginx-prefix") {
+      publish.nginx_prefix = value;
+    } else if (flag == "--nginx-bin") {
+      publish.nginx_bin = value;
+    } else if (flag == "--nginx-pid") {
+      publish.nginx_pid = value;
+    } else if (flag == "--probe") {
+      publish.probe_url = value;
+    } else if (flag == "--probe-timeout") {
+      const double seconds = std::stod(value);
+      if (!(seconds > 0 && seconds <= 3600)) throw core::ConfigError("bad --probe-timeout");
+      publish.probe_timeout = std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+    } else if (flag == "--keep") {
+      const long keep = std::stol(value);
+      if (keep < 1) throw core::ConfigError("--keep must be at least 1");
+      publish.keep = static_cast<std::size_t>(keep);
     } else if (flag == "--version") {
       args.version = value;
     } else if (flag == "--count") {
@@ -65,7 +115,18 @@ Arguments parse_arguments(int argc, char** argv) {
       throw core::ConfigError("unknown option " + flag);
     }
   }
-  if (args.out.empty()) throw core::ConfigError("--out DIR is required");
+  if (args.out.empty()) {
+    throw core::ConfigError(args.command == "publish" ? "--exports DIR (or EXPORT_DIR) is required"
+                                                      : "--out DIR (or EXPORT_DIR) is required");
+  }
+  if (args.command == "publish") {
+    publish.exports_dir = args.out;
+    publish.version = args.version;
+    if (publish.live_link.empty()) publish.live_link = args.out + "/live";
+    if (publish.nginx_conf.empty()) {
+      throw core::ConfigError("--nginx-conf FILE (or EDGE_NGINX_CONF) is required");
+    }
+  }
   return args;
 }
 
@@ -144,7 +205,30 @@ void replace_directive(std::string& text, const std::string& name, std::size_t v
   text.replace(at + 1, end - at - 1, name + " " + std::to_string(value));
 }
 
+int run_publish(const Arguments& args) {
+  const std::optional<exporter::ExportLock> lock = exporter::ExportLock::try_acquire(args.out);
+  if (!lock) {
+    std::cerr << "exporter: publish: " << args.out
+              << "/.publish.lock is held by another compile or publish; not run" << std::endl;
+    return static_cast<int>(exporter::PublishOutcome::kLocked);
+  }
+  const exporter::PublishResult result = exporter::publish(args.publish, std::cerr);
+  std::cerr << "exporter: " << result.summary << std::endl;
+  return static_cast<int>(result.outcome);
+}
+
 int run(const Arguments& args) {
+  if (args.command == "publish") return run_publish(args);
+  if (args.command != "compile" && args.command != "synthesize") {
+    throw core::ConfigError("unknown command " + args.command);
+  }
+  // Taken first, so `compile && publish` never interleaves with another run.
+  const std::optional<exporter::ExportLock> lock = exporter::ExportLock::try_acquire(args.out);
+  if (!lock) {
+    std::cerr << "exporter: " << args.command << ": " << args.out
+              << "/.publish.lock is held by another compile or publish; not run" << std::endl;
+    return static_cast<int>(exporter::PublishOutcome::kLocked);
+  }
   const core::Env env;
   exporter::BundleOptions options = bundle_options(env, args);
   std::vector<exporter::ExportEntry> entries;
