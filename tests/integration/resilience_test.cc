@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <optional>
+#include <pqxx/pqxx>
 #include <string>
 #include <thread>
 #include <vector>
@@ -226,6 +227,61 @@ TEST(OriginShutdown, SigtermExitsWithStatusZeroWithinTenSecondsDespiteAnIdleKeep
   ASSERT_TRUE(status.has_value()) << "origin still running 10 s after SIGTERM (then killed)";
   EXPECT_TRUE(status->success()) << "exit after SIGTERM: " << status->describe() << " after "
                                  << since(start).count() << " ms";
+}
+
+}  // namespace
+}  // namespace integration
+
+namespace integration {
+namespace {
+
+long long pool_gauge(HttpClient& client, const std::string& name) {
+  const Response r = client.get("/metrics");
+  const std::string key = "\n" + name + " ";
+  const auto at = r.body.find(key);
+  if (at == std::string::npos) return -1;
+  return std::stoll(r.body.substr(at + key.size()));
+}
+
+// DB_POOL_SIZE connections are kept; up to DB_MAX_OVERFLOW more open under
+// load and close again once idle for DB_OVERFLOW_IDLE_S.
+TEST(ConnectionPool, OverflowOpensUnderLoadAndClosesWhenIdle) {
+  TestDatabase db;
+  OriginProcess origin(db.url(), {{"DB_POOL_SIZE", "2"},
+                                  {"DB_MAX_OVERFLOW", "3"},
+                                  {"DB_OVERFLOW_IDLE_S", "1"},
+                                  {"DB_ACQUIRE_TIMEOUT_MS", "3000"},
+                                  {"DB_STATEMENT_TIMEOUT_MS", "5000"}});
+  HttpClient probe = origin.client();
+  {
+    pqxx::connection locker(db.url());
+    pqxx::work lock_txn(locker);
+    lock_txn.exec("LOCK TABLE links IN ACCESS EXCLUSIVE MODE");
+    std::vector<std::thread> creates;
+    for (int i = 0; i < 8; ++i) {
+      creates.emplace_back([&origin, i] {
+        HttpClient c = origin.client(10s);
+        c.post_json("/api/links", R"({"url":"https://example.com/p)" + std::to_string(i) + R"("})");
+      });
+    }
+    std::this_thread::sleep_for(800ms);
+    EXPECT_EQ(pool_gauge(probe, "origin_db_pool_open"), 5)
+        << "pool size 2 + overflow 3 open while every connection waits on the lock";
+    EXPECT_EQ(pool_gauge(probe, "origin_db_pool_in_use"), 5);
+    lock_txn.abort();
+    for (auto& t : creates) t.join();
+  }
+  const auto start = Clock::now();
+  long long open = -1;
+  while (Clock::now() - start < 5s) {
+    open = pool_gauge(probe, "origin_db_pool_open");
+    if (open <= 2) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_LE(open, 2) << "overflow connections closed after being idle for 1 s";
+  EXPECT_EQ(pool_gauge(probe, "origin_db_pool_waits_total"), 0)
+      << "database workers never outnumber connections: requests beyond 5 queue for a "
+         "worker, none holds a thread waiting for a connection";
 }
 
 }  // namespace
