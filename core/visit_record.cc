@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "core/code.h"
 
@@ -72,6 +73,18 @@ std::size_t utf8_sequence_length(std::string_view text, std::size_t i,
 std::size_t first_invalid_utf8(std::string_view text) {
   std::size_t i = 0;
   while (i < text.size()) {
+    // ASCII runs eight bytes at a time.
+    while (i + 8 <= text.size()) {
+      std::uint64_t word = 0;
+      std::memcpy(&word, text.data() + i, 8);
+      if ((word & 0x8080808080808080ull) != 0) break;
+      i += 8;
+    }
+    if (i >= text.size()) break;
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
     std::size_t invalid_length = 0;
     std::size_t length = utf8_sequence_length(text, i, invalid_length);
     if (length == 0) return i;
@@ -83,6 +96,10 @@ std::size_t first_invalid_utf8(std::string_view text) {
 // Valid UTF-8 without NUL, capped at `max_bytes`.
 std::string clean_text(std::string_view text, std::size_t max_bytes) {
   std::string valid = to_valid_utf8(text);
+  if (valid.find('\0') == std::string::npos) {
+    valid.resize(cap_utf8(valid, max_bytes).size());
+    return valid;
+  }
   std::string out;
   out.reserve(valid.size());
   for (char c : valid) {
@@ -254,7 +271,7 @@ enum Field : std::size_t { kTime, kCode, kIp, kUa, kRef, kStatus, kSrc, kFieldCo
 constexpr std::array<std::string_view, kFieldCount> kFieldNames = {"time", "code",   "ip", "ua",
                                                                    "ref",  "status", "src"};
 
-// Fetchers whose user agent does not contain "bot" (see contains_bot_word).
+// Fetchers whose user agent does not contain "bot" (see is_bot_user_agent).
 constexpr std::array<std::string_view, 33> kBotMarkers = {
     "crawl",
     "spider",
@@ -291,17 +308,84 @@ constexpr std::array<std::string_view, 33> kBotMarkers = {
     "postmanruntime",
 };
 
-// "bot" is deliberately broad (Googlebot, bingbot, Twitterbot, Slackbot,
-// TelegramBot, Discordbot, LinkedInBot, Applebot, AdsBot, ...), except inside
-// "cubot", a phone brand whose model names appear in real browsers' agents.
-bool contains_bot_word(std::string_view lower) {
-  std::size_t pos = lower.find("bot");
-  while (pos != std::string_view::npos) {
-    bool cubot = pos >= 2 && lower.substr(pos - 2, 2) == "cu";
-    if (!cubot) return true;
-    pos = lower.find("bot", pos + 1);
+// The shape both writers produce, keys in their order:
+//   {"time":"...","code":"...","ip":"...","ua":"...","ref":"...","status":NNN,"src":"..."}
+// with strings holding no escape and no control character. For such a
+// line (already checked to be valid UTF-8 and not too long) this gives what
+// the full parse gives; it returns nullopt for anything else, and for any
+// line the full parse would refuse, so that the full parse decides (and
+// words the reason).
+std::optional<VisitRecord> parse_common_shape(std::string_view line) {
+  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  std::size_t pos = 0;
+  const auto literal = [&](std::string_view expected) {
+    if (line.size() - pos < expected.size() ||
+        std::memcmp(line.data() + pos, expected.data(), expected.size()) != 0) {
+      return false;
+    }
+    pos += expected.size();
+    return true;
+  };
+  // After an opening quote: the string up to its closing quote.
+  const auto string = [&](std::string_view& out) {
+    const std::size_t start = pos;
+    for (; pos < line.size(); ++pos) {
+      const auto c = static_cast<unsigned char>(line[pos]);
+      if (c == '"') {
+        out = line.substr(start, pos - start);
+        ++pos;
+        return true;
+      }
+      if (c == '\\' || c < 0x20) return false;
+    }
+    return false;
+  };
+  std::string_view time, code, ip, ua, ref, src;
+  if (!literal("{\"time\":\"") || !string(time) || !literal(",\"code\":\"") || !string(code) ||
+      !literal(",\"ip\":\"") || !string(ip) || !literal(",\"ua\":\"") || !string(ua) ||
+      !literal(",\"ref\":\"") || !string(ref) || !literal(",\"status\":")) {
+    return std::nullopt;
   }
-  return false;
+  // 100-599, as JSON writes an integer (no sign, no leading zero).
+  if (line.size() - pos < 3) return std::nullopt;
+  int status = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    const char c = line[pos + i];
+    if (c < '0' || c > '9') return std::nullopt;
+    status = status * 10 + (c - '0');
+  }
+  pos += 3;
+  if (status < 100 || status > 599) return std::nullopt;
+  if (!literal(",\"src\":\"") || !string(src) || !literal("}") || pos != line.size()) {
+    return std::nullopt;
+  }
+  if (src != kSourceOrigin && src != kSourceEdge) return std::nullopt;
+  auto parsed_time = parse_time_field(time);
+  if (!parsed_time) return std::nullopt;
+  VisitRecord record;
+  record.code = lowercase_ascii(code);
+  if (!is_valid_code(record.code)) return std::nullopt;
+  record.time = *parsed_time;
+  record.status = status;
+  record.source = std::string(src);
+  // Valid UTF-8 (the whole line is), no NUL (a control character): cleaning
+  // is capping.
+  record.ip = std::string(cap_utf8(ip, kMaxIpBytes));
+  record.user_agent = std::string(cap_utf8(ua, kMaxUserAgentBytes));
+  record.referrer = std::string(cap_utf8(ref, kMaxReferrerBytes));
+  return record;
+}
+
+// kBotMarkers grouped by their first byte.
+const std::array<std::vector<std::string_view>, 256>& markers_by_first_byte() {
+  static const auto table = [] {
+    std::array<std::vector<std::string_view>, 256> t;
+    for (std::string_view marker : kBotMarkers) {
+      t[static_cast<unsigned char>(marker.front())].push_back(marker);
+    }
+    return t;
+  }();
+  return table;
 }
 
 }  // namespace
@@ -370,6 +454,7 @@ std::variant<VisitRecord, std::string> parse_visit_line(std::string_view line) {
   if (std::size_t bad = first_invalid_utf8(line); bad != std::string_view::npos) {
     return "invalid UTF-8 at byte " + std::to_string(bad);
   }
+  if (auto record = parse_common_shape(line)) return std::move(*record);
   rapidjson::Document doc;
   doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(line.data(),
                                                                                     line.size());
@@ -480,9 +565,25 @@ std::string anonymize_ip(std::string_view ip, IpMode mode) {
 bool is_bot_user_agent(std::string_view user_agent) {
   if (user_agent.find_first_not_of(" \t") == std::string_view::npos) return true;
   const std::string lower = lowercase_ascii(user_agent);
-  if (contains_bot_word(lower)) return true;
-  for (std::string_view marker : kBotMarkers) {
-    if (lower.find(marker) != std::string::npos) return true;
+  // "bot" is deliberately broad (Googlebot, bingbot, Twitterbot, Slackbot,
+  // TelegramBot, Discordbot, LinkedInBot, Applebot, AdsBot, ...), except
+  // inside "cubot", a phone brand whose model names appear in real browsers'
+  // agents. One pass over the agent rather than one search per marker: at
+  // each position only the markers starting with that byte are compared.
+  const std::array<std::vector<std::string_view>, 256>& by_first = markers_by_first_byte();
+  const std::size_t size = lower.size();
+  for (std::size_t i = 0; i < size; ++i) {
+    const auto c = static_cast<unsigned char>(lower[i]);
+    if (c == 'b' && size - i >= 3 && lower[i + 1] == 'o' && lower[i + 2] == 't' &&
+        !(i >= 2 && lower[i - 2] == 'c' && lower[i - 1] == 'u')) {
+      return true;
+    }
+    for (std::string_view marker : by_first[c]) {
+      if (size - i >= marker.size() && lower[i + 1] == marker[1] &&
+          std::memcmp(lower.data() + i, marker.data(), marker.size()) == 0) {
+        return true;
+      }
+    }
   }
   return false;
 }

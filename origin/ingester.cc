@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -28,6 +29,8 @@ using SteadyClock = std::chrono::steady_clock;
 using SteadyTime = SteadyClock::time_point;
 
 constexpr std::size_t kReadChunk = 256 * 1024;
+// Batches of at least this many lines are parsed on two threads.
+constexpr std::size_t kParallelParseLines = 4096;
 constexpr std::uint32_t kFingerprintBytes = 1024;
 constexpr std::size_t kMaxSourceNameBytes = 200;
 constexpr std::size_t kMaxHostBytes = 255;
@@ -220,7 +223,7 @@ std::string journal_source_name(const std::string& dir) {
 IngesterOptions load_ingester_options(const core::Env& env) {
   IngesterOptions options;
   options.max_batch_lines =
-      static_cast<std::size_t>(env.integer("INGEST_BATCH_LINES", 5000, 1, 100'000));
+      static_cast<std::size_t>(env.integer("INGEST_BATCH_LINES", 50'000, 1, 100'000));
   options.poll_interval = std::chrono::milliseconds(env.integer("INGEST_POLL_MS", 200, 1, 60'000));
   options.rotation_grace =
       std::chrono::milliseconds(env.integer("INGEST_ROTATION_GRACE_MS", 2000, 0, 600'000));
@@ -313,11 +316,13 @@ LineReader::LineReader(LineReader&& other) noexcept
     : fd_(other.fd_),
       position_(other.position_),
       buffer_(std::move(other.buffer_)),
+      end_(other.end_),
       start_(other.start_),
       scanned_(other.scanned_),
       skipped_(other.skipped_),
       skipped_head_(std::move(other.skipped_head_)) {
   other.fd_ = -1;
+  other.end_ = other.start_ = other.scanned_ = 0;
 }
 
 LineReader& LineReader::operator=(LineReader&& other) noexcept {
@@ -326,18 +331,20 @@ LineReader& LineReader::operator=(LineReader&& other) noexcept {
     fd_ = other.fd_;
     position_ = other.position_;
     buffer_ = std::move(other.buffer_);
+    end_ = other.end_;
     start_ = other.start_;
     scanned_ = other.scanned_;
     skipped_ = other.skipped_;
     skipped_head_ = std::move(other.skipped_head_);
     other.fd_ = -1;
+    other.end_ = other.start_ = other.scanned_ = 0;
   }
   return *this;
 }
 
 void LineReader::seek(std::uint64_t offset) {
   position_ = offset;
-  buffer_.clear();
+  end_ = 0;
   start_ = 0;
   scanned_ = 0;
   skipped_ = 0;
@@ -349,11 +356,10 @@ bool LineReader::read(std::size_t max_lines, std::vector<RawLine>& out) {
   for (;;) {
     while (produced < max_lines) {
       const std::size_t from = std::max(start_, scanned_);
-      const void* newline = from < buffer_.size()
-                                ? std::memchr(buffer_.data() + from, '\n', buffer_.size() - from)
-                                : nullptr;
+      const void* newline =
+          from < end_ ? std::memchr(buffer_.data() + from, '\n', end_ - from) : nullptr;
       if (newline == nullptr) {
-        scanned_ = buffer_.size();
+        scanned_ = end_;
         break;
       }
       const auto end = static_cast<std::size_t>(static_cast<const char*>(newline) - buffer_.data());
@@ -368,7 +374,7 @@ bool LineReader::read(std::size_t max_lines, std::vector<RawLine>& out) {
         skipped_ = 0;
         skipped_head_.clear();
       } else {
-        line.text.assign(buffer_, start_, here);
+        line.text.assign(buffer_.data() + start_, here);
       }
       position_ += line.length;
       start_ = end + 1;
@@ -378,44 +384,43 @@ bool LineReader::read(std::size_t max_lines, std::vector<RawLine>& out) {
     }
     if (produced >= max_lines) return false;
 
-    // No '\n' after start_. A run longer than any valid line is an oversized
-    // line still being read: keep its head only.
-    const std::size_t pending = buffer_.size() - start_;
+    // No '\n' in buffer_[start_..end_). A run longer than any valid line is
+    // an oversized line still being read: keep its head only.
+    const std::size_t pending = end_ - start_;
     if (skipped_ + pending > core::kMaxVisitLineBytes) {
-      if (skipped_ == 0) skipped_head_ = buffer_.substr(start_, kMaxDeadLetterBytes);
+      if (skipped_ == 0) {
+        skipped_head_ = buffer_.substr(start_, std::min(pending, kMaxDeadLetterBytes));
+      }
       skipped_ += pending;
-      buffer_.clear();
+      end_ = 0;
       start_ = 0;
       scanned_ = 0;
     } else if (start_ > 0) {
-      buffer_.erase(0, start_);
+      if (pending > 0) std::memmove(buffer_.data(), buffer_.data() + start_, pending);
+      end_ = pending;
       scanned_ -= std::min(scanned_, start_);
       start_ = 0;
     }
 
-    const std::size_t old_size = buffer_.size();
-    buffer_.resize(old_size + kReadChunk);
-    const std::uint64_t offset = position_ + skipped_ + old_size;
+    // Grows (and zero-fills) only when the spare room is short of one chunk,
+    // which happens once per reader and while an unfinished line grows.
+    if (buffer_.size() < end_ + kReadChunk) buffer_.resize(end_ + kReadChunk);
+    const std::uint64_t offset = position_ + skipped_ + end_;
     ssize_t got = 0;
     do {
-      got = ::pread(fd_, buffer_.data() + old_size, kReadChunk, static_cast<off_t>(offset));
+      got = ::pread(fd_, buffer_.data() + end_, kReadChunk, static_cast<off_t>(offset));
     } while (got < 0 && errno == EINTR);
-    if (got < 0) {
-      buffer_.resize(old_size);
-      throw_errno("read");
-    }
-    buffer_.resize(old_size + static_cast<std::size_t>(got));
+    if (got < 0) throw_errno("read");
+    end_ += static_cast<std::size_t>(got);
     if (got == 0) return true;
   }
 }
 
-std::uint64_t LineReader::unterminated_bytes() const {
-  return skipped_ + (buffer_.size() - start_);
-}
+std::uint64_t LineReader::unterminated_bytes() const { return skipped_ + (end_ - start_); }
 
 std::string LineReader::unterminated_head() const {
   if (skipped_ > 0) return skipped_head_;
-  return buffer_.substr(start_, kMaxDeadLetterBytes);
+  return buffer_.substr(start_, std::min(end_ - start_, kMaxDeadLetterBytes));
 }
 
 // ---------------------------------------------------------------------------
@@ -1012,9 +1017,42 @@ bool Ingester::wait_for(std::chrono::milliseconds duration) {
 
 VisitBatch Ingester::build_batch(std::vector<std::pair<std::string, RawLine>>& lines,
                                  std::uint64_t& repaired) const {
+  // Parsing is pure (interpret_visit_line): a large batch is parsed in two
+  // halves, the second on a helper thread, then assembled in line order.
+  std::vector<LineVerdict> verdicts(lines.size());
+  const auto parse_range = [&](std::size_t from, std::size_t to) {
+    for (std::size_t i = from; i < to; ++i) {
+      if (!lines[i].second.oversized) {
+        verdicts[i] = interpret_visit_line(lines[i].second.text, options_.ip_mode);
+      }
+    }
+  };
+  if (lines.size() >= kParallelParseLines) {
+    const std::size_t half = lines.size() / 2;
+    std::exception_ptr failure;
+    std::thread helper([&] {
+      try {
+        parse_range(half, lines.size());
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    });
+    try {
+      parse_range(0, half);
+    } catch (...) {
+      helper.join();
+      throw;
+    }
+    helper.join();
+    if (failure) std::rethrow_exception(failure);
+  } else {
+    parse_range(0, lines.size());
+  }
+
   VisitBatch batch;
   batch.rows.reserve(lines.size());
-  for (auto& [key, line] : lines) {
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    auto& [key, line] = lines[i];
     const std::uint64_t length = line.length - 1;  // without '\n'
     if (line.oversized) {
       batch.dead_letters.push_back(
@@ -1023,7 +1061,7 @@ VisitBatch Ingester::build_batch(std::vector<std::pair<std::string, RawLine>>& l
            std::move(line.text), length});
       continue;
     }
-    LineVerdict verdict = interpret_visit_line(line.text, options_.ip_mode);
+    LineVerdict& verdict = verdicts[i];
     if (verdict.row) {
       if (verdict.repaired) ++repaired;
       batch.rows.push_back(std::move(*verdict.row));
@@ -1114,6 +1152,9 @@ bool Ingester::run_loop(bool until_caught_up) {
         stats_.database_ok = true;
       }
       if (collected.full) continue;
+      // Catching up: after a batch, look again at once rather than after a
+      // poll interval (only an empty collect proves there is nothing left).
+      if (until_caught_up && !collected.empty()) continue;
       if (until_caught_up && follower_->caught_up()) return true;
       if (!wait_for(options_.poll_interval)) break;
     } catch (const std::exception& e) {

@@ -69,7 +69,7 @@ std::variant<IngestSource, std::string> parse_source_argument(std::string_view a
 std::string journal_source_name(const std::string& dir);
 
 struct IngesterOptions {
-  std::size_t max_batch_lines = 5000;              // INGEST_BATCH_LINES
+  std::size_t max_batch_lines = 50'000;            // INGEST_BATCH_LINES
   std::chrono::milliseconds poll_interval{200};    // INGEST_POLL_MS: wait when caught up
   std::chrono::milliseconds rotation_grace{2000};  // INGEST_ROTATION_GRACE_MS
   std::chrono::milliseconds abandoned_after{10'000};
@@ -163,9 +163,12 @@ class LineReader {
  private:
   int fd_ = -1;
   std::uint64_t position_ = 0;
-  // buffer_[start_..] holds the bytes from file offset position_ + skipped_
-  // on; buffer_[start_..scanned_) is known to hold no '\n'.
+  // buffer_[start_..end_) holds the bytes from file offset position_ +
+  // skipped_ on; buffer_[start_..scanned_) is known to hold no '\n'.
+  // buffer_[end_..] is spare room for the next read (kept between reads, so
+  // a read neither reallocates nor zero-fills).
   std::string buffer_;
+  std::size_t end_ = 0;
   std::size_t start_ = 0;
   std::size_t scanned_ = 0;
   std::uint64_t skipped_ = 0;  // bytes of an unfinished oversized line dropped so far

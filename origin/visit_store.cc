@@ -1,11 +1,15 @@
 #include "origin/visit_store.h"
 
 #include <algorithm>
+#include <charconv>
+#include <climits>
 #include <map>
 #include <pqxx/pqxx>
+#include <pqxx/tablewriter>
 #include <set>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
 
 #include "core/pg_pool.h"
 #include "origin/link_store.h"
@@ -229,27 +233,171 @@ bool move_checkpoint(pqxx::work& txn, const std::string& source, const Checkpoin
   return r.affected_rows() == 1;
 }
 
+constexpr std::size_t kCopyChunkBytes = 256 * 1024;
+
+// `text` as a COPY text-format field: backslash and the characters COPY
+// treats as delimiters or line ends are backslash-escaped (NUL cannot occur:
+// VisitRow text holds none).
+void append_copy_text(std::string& out, std::string_view text) {
+  std::size_t from = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    char escaped = 0;
+    switch (c) {
+      case '\\':
+        escaped = '\\';
+        break;
+      case '\t':
+        escaped = 't';
+        break;
+      case '\n':
+        escaped = 'n';
+        break;
+      case '\r':
+        escaped = 'r';
+        break;
+      case '\b':
+        escaped = 'b';
+        break;
+      case '\f':
+        escaped = 'f';
+        break;
+      case '\v':
+        escaped = 'v';
+        break;
+      default:
+        continue;
+    }
+    out.append(text.data() + from, i - from);
+    out.push_back('\\');
+    out.push_back(escaped);
+    from = i + 1;
+  }
+  out.append(text.data() + from, text.size() - from);
+}
+
+// format_rfc3339_ms of Unix milliseconds, formatting only the milliseconds
+// while the second stays the same.
+struct CopyTimeCache {
+  std::int64_t second = INT64_MIN;
+  std::string prefix;  // "2026-11-27T20:46:40."
+
+  void append(std::string& out, std::int64_t ms) {
+    const std::int64_t s = floor_div(ms, 1000);
+    if (s != second) {
+      const std::string full = core::format_rfc3339_ms(core::from_unix_ms(ms));
+      // Always "...SS.mmmZ"; anything else is written as it comes.
+      if (full.size() < 5 || full[full.size() - 5] != '.' || full.back() != 'Z') {
+        second = INT64_MIN;
+        out += full;
+        return;
+      }
+      prefix.assign(full, 0, full.size() - 4);
+      second = s;
+    }
+    const auto millis = static_cast<int>(ms - s * 1000);
+    out += prefix;
+    out.push_back(static_cast<char>('0' + millis / 100));
+    out.push_back(static_cast<char>('0' + millis / 10 % 10));
+    out.push_back(static_cast<char>('0' + millis % 10));
+    out.push_back('Z');
+  }
+};
+
+// One `visits` row in COPY text format, without its '\n', in the column
+// order of commit(): time, code, ip, user_agent, referrer, referrer_host,
+// status, source, bot, orphan.
+void append_copy_row(std::string& out, const VisitRow& row, bool orphan, CopyTimeCache& times) {
+  times.append(out, row.time_ms);
+  out.push_back('\t');
+  append_copy_text(out, row.code);
+  out.push_back('\t');
+  if (row.ip.empty()) {
+    out += "\\N";
+  } else {
+    append_copy_text(out, row.ip);
+  }
+  out.push_back('\t');
+  append_copy_text(out, row.user_agent);
+  out.push_back('\t');
+  append_copy_text(out, row.referrer);
+  out.push_back('\t');
+  append_copy_text(out, row.referrer_host);
+  out.push_back('\t');
+  char digits[16];
+  const auto end = std::to_chars(digits, digits + sizeof digits, row.status).ptr;
+  out.append(digits, static_cast<std::size_t>(end - digits));
+  out.push_back('\t');
+  append_copy_text(out, row.source);
+  out.push_back('\t');
+  out.push_back(row.bot ? 't' : 'f');
+  out.push_back('\t');
+  out.push_back(orphan ? 't' : 'f');
+}
+
 }  // namespace
 
+namespace {
+
+// (code, number, text) keys of the count maps: hashed while counting, then
+// sorted (code, number, text) like the tuples they stand for.
+struct CountKey {
+  std::string_view code;
+  std::int64_t number = 0;
+  std::string_view text;
+
+  bool operator==(const CountKey& other) const {
+    return number == other.number && code == other.code && text == other.text;
+  }
+  bool operator<(const CountKey& other) const {
+    if (const int c = code.compare(other.code); c != 0) return c < 0;
+    if (number != other.number) return number < other.number;
+    return text < other.text;
+  }
+};
+
+struct CountKeyHash {
+  std::size_t operator()(const CountKey& key) const {
+    const std::size_t h = std::hash<std::string_view>()(key.code);
+    const std::size_t t = std::hash<std::string_view>()(key.text);
+    return (h * 1000003u) ^ (t * 31u) ^ std::hash<std::int64_t>()(key.number);
+  }
+};
+
+template <typename Value>
+using CountMap = std::unordered_map<CountKey, Value, CountKeyHash>;
+
+template <typename Value>
+std::vector<std::pair<CountKey, Value>> sorted_counts(const CountMap<Value>& counts) {
+  std::vector<std::pair<CountKey, Value>> out(counts.begin(), counts.end());
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
+}  // namespace
+
+// The keys view the rows' strings, which outlive the maps.
 VisitAggregates aggregate_visits(const std::vector<VisitRow>& rows,
                                  const std::function<bool(std::string_view)>& known) {
-  using HourKey = std::tuple<std::string, std::int64_t, std::string>;
-  std::map<HourKey, std::pair<std::int64_t, std::int64_t>> hourly;
-  std::map<HourKey, std::pair<std::int64_t, std::int64_t>> orphans;
-  std::map<HourKey, std::pair<std::int64_t, std::int64_t>> daily;
-  std::map<std::tuple<std::string, std::int64_t, std::string>, std::int64_t> referrers;
-  std::map<std::string, LinkTotal> totals;
+  using Pair = std::pair<std::int64_t, std::int64_t>;
+  CountMap<Pair> hourly;
+  CountMap<Pair> orphans;
+  CountMap<Pair> daily;
+  CountMap<std::int64_t> referrers;
+  std::unordered_map<std::string_view, LinkTotal> totals;
   for (const VisitRow& row : rows) {
     const std::int64_t hour_s = floor_div(row.time_ms, kMsPerHour) * 3600;
     if (!known(row.code)) {
-      auto& c = orphans[HourKey(row.code, hour_s, row.source)];
+      auto& c = orphans[CountKey{row.code, hour_s, row.source}];
       ++(row.bot ? c.second : c.first);
       continue;
     }
     if (!is_click_status(row.status)) continue;
-    auto& c = hourly[HourKey(row.code, hour_s, row.source)];
+    auto& c = hourly[CountKey{row.code, hour_s, row.source}];
     ++(row.bot ? c.second : c.first);
-    auto& d = daily[HourKey(row.code, floor_div(row.time_ms, kMsPerDay), row.source)];
+    const std::int64_t day = floor_div(row.time_ms, kMsPerDay);
+    auto& d = daily[CountKey{row.code, day, row.source}];
     ++(row.bot ? d.second : d.first);
     LinkTotal& total = totals[row.code];
     if (row.bot) {
@@ -259,32 +407,36 @@ VisitAggregates aggregate_visits(const std::vector<VisitRow>& rows,
     ++total.humans;
     if (!total.last_click_ms || *total.last_click_ms < row.time_ms)
       total.last_click_ms = row.time_ms;
-    if (!row.referrer_host.empty()) {
-      ++referrers[std::make_tuple(row.code, floor_div(row.time_ms, kMsPerDay), row.referrer_host)];
-    }
+    if (!row.referrer_host.empty()) ++referrers[CountKey{row.code, day, row.referrer_host}];
   }
   VisitAggregates out;
-  for (const auto& [key, c] : hourly) {
-    out.hourly.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), c.first, c.second});
+  for (const auto& [key, c] : sorted_counts(hourly)) {
+    out.hourly.push_back(
+        {std::string(key.code), key.number, std::string(key.text), c.first, c.second});
   }
-  for (const auto& [key, c] : orphans) {
+  for (const auto& [key, c] : sorted_counts(orphans)) {
     out.orphan_hourly.push_back(
-        {std::get<0>(key), std::get<1>(key), std::get<2>(key), c.first, c.second});
+        {std::string(key.code), key.number, std::string(key.text), c.first, c.second});
   }
-  for (const auto& [key, c] : daily) {
-    out.daily.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), c.first, c.second});
+  for (const auto& [key, c] : sorted_counts(daily)) {
+    out.daily.push_back(
+        {std::string(key.code), key.number, std::string(key.text), c.first, c.second});
   }
-  std::map<std::tuple<std::string, std::int64_t, std::string>, std::int64_t> monthly;
-  for (const auto& [key, clicks] : referrers) {
-    out.referrers.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), clicks});
-    monthly[std::make_tuple(std::get<0>(key), first_day_of_month(std::get<1>(key)),
-                            std::get<2>(key))] += clicks;
+  CountMap<std::int64_t> monthly;
+  for (const auto& [key, clicks] : sorted_counts(referrers)) {
+    out.referrers.push_back({std::string(key.code), key.number, std::string(key.text), clicks});
+    monthly[CountKey{key.code, first_day_of_month(key.number), key.text}] += clicks;
   }
-  for (const auto& [key, clicks] : monthly) {
-    out.referrers_monthly.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), clicks});
+  for (const auto& [key, clicks] : sorted_counts(monthly)) {
+    out.referrers_monthly.push_back(
+        {std::string(key.code), key.number, std::string(key.text), clicks});
   }
-  for (auto& [code, total] : totals) {
-    total.code = code;
+  std::vector<std::pair<std::string_view, LinkTotal>> sorted_totals(totals.begin(), totals.end());
+  std::sort(sorted_totals.begin(), sorted_totals.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  out.totals.reserve(sorted_totals.size());
+  for (auto& [code, total] : sorted_totals) {
+    total.code = std::string(code);
     out.totals.push_back(std::move(total));
   }
   return out;
@@ -457,12 +609,14 @@ void PgVisitStore::ensure_partitions(Connection& c, const std::vector<VisitRow>&
 
 std::unordered_set<std::string> PgVisitStore::known_codes(Connection& c,
                                                           const std::vector<VisitRow>& rows) {
-  std::set<std::string> batch_codes;
+  std::unordered_set<std::string_view> batch_codes;
   for (const VisitRow& row : rows) batch_codes.insert(row.code);
   std::vector<std::string> ask;
-  for (const std::string& code : batch_codes) {
-    if (known_codes_.count(code) == 0) ask.push_back(code);
+  for (std::string_view code : batch_codes) {
+    std::string text(code);
+    if (known_codes_.count(text) == 0) ask.push_back(std::move(text));
   }
+  std::sort(ask.begin(), ask.end());
   if (!ask.empty()) {
     pqxx::nontransaction txn(c.conn);
     pqxx::result r =
@@ -471,8 +625,9 @@ std::unordered_set<std::string> PgVisitStore::known_codes(Connection& c,
     for (const auto& row : r) known_codes_.insert(row[0].as<std::string>());
   }
   std::unordered_set<std::string> known;
-  for (const std::string& code : batch_codes) {
-    if (known_codes_.count(code) != 0) known.insert(code);
+  for (std::string_view code : batch_codes) {
+    std::string text(code);
+    if (known_codes_.count(text) != 0) known.insert(std::move(text));
   }
   return known;
 }
@@ -495,17 +650,33 @@ CommitOutcome PgVisitStore::commit(const std::string& source, const VisitBatch& 
       }
     }
     if (!batch.rows.empty()) {
-      pqxx::stream_to copy(
-          txn, "visits",
-          std::vector<std::string>{"time", "code", "ip", "user_agent", "referrer", "referrer_host",
-                                   "status", "source", "bot", "orphan"});
+      const std::vector<std::string> columns{"time",     "code",          "ip",     "user_agent",
+                                             "referrer", "referrer_host", "status", "source",
+                                             "bot",      "orphan"};
+// pqxx 6's stream_to escapes field by field through temporaries and has no
+// public way to send rows already in COPY text format; tablewriter has
+// (deprecated in favour of stream_to, which lacks it). Its caveat about
+// multibyte encodings concerns client encodings whose characters can hold
+// a '\\' byte; the session's is UTF-8, where they cannot.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+      pqxx::tablewriter copy(txn, "visits", columns.begin(), columns.end());
+#pragma GCC diagnostic pop
+      // COPY text rows written here rather than by pqxx's tuple escaping,
+      // several rows per call (COPY data is a byte stream; pqxx ends each
+      // call with the last row's '\n').
+      CopyTimeCache time_cache;
+      std::string chunk;
+      chunk.reserve(kCopyChunkBytes + 16 * 1024);
       for (const VisitRow& row : batch.rows) {
-        std::optional<std::string> ip;
-        if (!row.ip.empty()) ip = row.ip;
-        copy << std::make_tuple(core::format_rfc3339_ms(core::from_unix_ms(row.time_ms)), row.code,
-                                ip, row.user_agent, row.referrer, row.referrer_host, row.status,
-                                row.source, row.bot, known.count(row.code) == 0);
+        if (!chunk.empty()) chunk.push_back('\n');
+        append_copy_row(chunk, row, known.count(row.code) == 0, time_cache);
+        if (chunk.size() >= kCopyChunkBytes) {
+          copy.write_raw_line(chunk);
+          chunk.clear();
+        }
       }
+      if (!chunk.empty()) copy.write_raw_line(chunk);
       copy.complete();
     }
     upsert_hourly(txn, "visit_counts_hourly", counts.hourly);

@@ -78,8 +78,10 @@ TEST(SingleFlight, EveryCallbackIsCalledOnceWhileFlightsStartAndEndConcurrently)
   int not_once = 0;
   for (auto& c : calls) not_once += c.load() != 1;
   EXPECT_EQ(not_once, 0);
+  // Whether any joins coalesce here depends on scheduling (on a loaded
+  // machine the threads may run one after another); coalescing is tested
+  // with a held flight above.
   EXPECT_GE(loads.load(), 3);
-  EXPECT_LT(loads.load(), kThreads * kJoinsPerThread) << "some joins coalesced";
 }
 
 TEST(SingleFlight, ANewFlightStartsAfterCompletion) {
