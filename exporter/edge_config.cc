@@ -46,12 +46,20 @@ std::string render_edge_config(std::string_view template_text, const EdgeConfigP
     if (!servers.empty()) servers += "\n        ";
     servers += "server " + checked_address("origin", origin) + ";";
   }
+  std::string tombstone_dir = params.tombstone_dir;
+  if (tombstone_dir.empty()) {
+    std::string parent = params.export_dir;
+    while (parent.size() > 1 && parent.back() == '/') parent.pop_back();
+    parent = parent.substr(0, parent.rfind('/'));
+    tombstone_dir = (parent.empty() ? std::string() : parent) + "/tombstones";
+  }
   const std::map<std::string, std::string, std::less<>> values = {
       {"PREFIX", checked_path("prefix", params.prefix)},
       {"WORKER_PROCESSES", params.worker_processes},
       {"EDGE_LISTEN", checked_address("listen", params.listen)},
       {"ORIGIN_SERVERS", servers},
       {"EXPORT_DIR", checked_path("export_dir", params.export_dir)},
+      {"TOMBSTONE_DIR", checked_path("tombstone_dir", tombstone_dir)},
       {"VISIT_LOG_FORMAT", checked_path("visit_log_format", params.visit_log_format)},
       {"VISIT_LOG", checked_path("visit_log", params.visit_log)},
       {"REDIRECT_MAX_AGE", std::to_string(params.redirect_max_age)},

@@ -13,9 +13,13 @@ struct EdgeConfigParams {
   std::string listen;                     // host:port
   std::vector<std::string> origins;       // host:port of each origin instance
   std::string export_dir;                 // folder holding edge_map.conf and version.conf
-  std::string visit_log_format;           // path of nginx/visit_log.conf
-  std::string visit_log;                  // path of the edge visit log
-  int redirect_max_age = 90;              // the origin's REDIRECT_MAX_AGE
+  // Folder of per-code tombstones (exporter/tombstones.h), stable across
+  // versions; empty: "tombstones" beside export_dir (EXPORT_DIR/tombstones
+  // when export_dir is the live link EXPORT_DIR/live).
+  std::string tombstone_dir;
+  std::string visit_log_format;  // path of nginx/visit_log.conf
+  std::string visit_log;         // path of the edge visit log
+  int redirect_max_age = 90;     // the origin's REDIRECT_MAX_AGE
 };
 
 // Replaces every @NAME@ placeholder of `template_text` with `params`. Paths

@@ -1,9 +1,13 @@
 // exporter: compiles links into edge files. `exporter compile`, `exporter
-// publish` (puts a compiled version live on nginx), and `exporter synthesize`
+// publish` (puts a compiled version live on nginx), `exporter watch` (both on
+// an interval and on link changes, with tombstones), and `exporter synthesize`
 // (made-up links, for measuring nginx).
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <ctime>
 #include <exception>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <random>
@@ -16,6 +20,7 @@
 #include "exporter/bundle_writer.h"
 #include "exporter/link_source.h"
 #include "exporter/publish.h"
+#include "exporter/watch.h"
 
 namespace {
 
@@ -34,6 +39,11 @@ constexpr const char* kUsage =
     "      it, atomic swap of the symlink LINK (default DIR/live), SIGHUP to nginx, then polls\n"
     "      URL (default http://$EDGE_LISTEN/_edge/version) until it serves the version; any\n"
     "      failure restores the previous version. Keeps the N newest versions (5).\n"
+    "  watch --exports DIR --nginx-conf FILE [--all] [publish options] [--tombstones T]\n"
+    "      compile + publish every EXPORT_INTERVAL_S and EXPORT_DEBOUNCE_MS after a change of\n"
+    "      an exported link (LISTEN link_changed); such a change first creates T/<code>\n"
+    "      (default DIR/tombstones), which sends the code to the origin until a version\n"
+    "      compiled after it is live. Runs until SIGTERM or SIGINT.\n"
     "  compile and publish take DIR/.publish.lock and never wait for it.\n"
     "exit codes: 0 done (published/compiled), 1 failed (publish: rolled back, the old version\n"
     "  serves), 2 usage, 3 unchanged (same digest as live: no reload), 4 locked by another run,\n"
@@ -44,7 +54,8 @@ constexpr const char* kUsage =
     "  EXPORT_TOP_K (0), EXPORT_STABLE_S (600), EXPORT_HORIZON_S (86400),\n"
     "  EXPORT_DIR (--out, --exports), EDGE_LIVE_LINK, EDGE_NGINX_CONF, EDGE_NGINX_PREFIX,\n"
     "  NGINX_BIN (nginx), EDGE_NGINX_PID, EDGE_PROBE_URL, EDGE_LISTEN (127.0.0.1:8000),\n"
-    "  EDGE_PROBE_TIMEOUT_S (30), EXPORT_KEEP (5)\n";
+    "  EDGE_PROBE_TIMEOUT_S (30), EXPORT_KEEP (5), EDGE_TOMBSTONE_DIR, EXPORT_INTERVAL_S (60),\n"
+    "  EXPORT_DEBOUNCE_MS (500)\n";
 
 struct Arguments {
   std::string command;
@@ -55,6 +66,7 @@ struct Arguments {
   std::size_t naive_max_size = 0;
   bool all = false;
   exporter::PublishOptions publish;
+  std::string tombstone_dir;
 };
 
 Arguments parse_arguments(int argc, char** argv) {
@@ -73,6 +85,7 @@ Arguments parse_arguments(int argc, char** argv) {
   publish.probe_timeout = std::chrono::seconds(env.integer("EDGE_PROBE_TIMEOUT_S", 30, 1, 3600));
   publish.keep = static_cast<std::size_t>(env.integer("EXPORT_KEEP", 5, 1, 1000000));
   publish.live_link = env.text("EDGE_LIVE_LINK", "");
+  args.tombstone_dir = env.text("EDGE_TOMBSTONE_DIR", "");
   for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--all") {
@@ -83,6 +96,8 @@ Arguments parse_arguments(int argc, char** argv) {
     const std::string value = argv[++i];
     if (flag == "--out" || flag == "--exports") {
       args.out = value;
+    } else if (flag == "--tombstones") {
+      args.tombstone_dir = value;
     } else if (flag == "--live") {
       publish.live_link = value;
     } else if (flag == "--nginx-conf") {
@@ -116,13 +131,15 @@ Arguments parse_arguments(int argc, char** argv) {
     }
   }
   if (args.out.empty()) {
-    throw core::ConfigError(args.command == "publish" ? "--exports DIR (or EXPORT_DIR) is required"
-                                                      : "--out DIR (or EXPORT_DIR) is required");
+    throw core::ConfigError(args.command == "publish" || args.command == "watch"
+                                ? "--exports DIR (or EXPORT_DIR) is required"
+                                : "--out DIR (or EXPORT_DIR) is required");
   }
-  if (args.command == "publish") {
+  if (args.command == "publish" || args.command == "watch") {
     publish.exports_dir = args.out;
     publish.version = args.version;
     if (publish.live_link.empty()) publish.live_link = args.out + "/live";
+    if (args.tombstone_dir.empty()) args.tombstone_dir = args.out + "/tombstones";
     if (publish.nginx_conf.empty()) {
       throw core::ConfigError("--nginx-conf FILE (or EDGE_NGINX_CONF) is required");
     }
@@ -217,33 +234,31 @@ int run_publish(const Arguments& args) {
   return static_cast<int>(result.outcome);
 }
 
-int run(const Arguments& args) {
-  if (args.command == "publish") return run_publish(args);
-  if (args.command != "compile" && args.command != "synthesize") {
-    throw core::ConfigError("unknown command " + args.command);
-  }
-  // Taken first, so `compile && publish` never interleaves with another run.
-  const std::optional<exporter::ExportLock> lock = exporter::ExportLock::try_acquire(args.out);
-  if (!lock) {
-    std::cerr << "exporter: " << args.command << ": " << args.out
-              << "/.publish.lock is held by another compile or publish; not run" << std::endl;
-    return static_cast<int>(exporter::PublishOutcome::kLocked);
-  }
+// Writes one version folder (`compile`, `synthesize`, or a watch cycle,
+// which compiles) and returns its name. The caller holds the lock.
+std::string compile_once(const Arguments& args, const std::string& command) {
   const core::Env env;
   exporter::BundleOptions options = bundle_options(env, args);
+  if (command == "compile" && args.version.empty()) {
+    // Two cycles within a second: a new name all the same (sorts after).
+    const std::string base = options.version;
+    for (int n = 2; std::filesystem::exists(args.out + "/" + options.version); ++n) {
+      options.version = base + "-" + std::to_string(n);
+    }
+  }
   std::vector<exporter::ExportEntry> entries;
-  if (args.command == "compile" && args.all) {
+  if (command == "compile" && args.all) {
     options.selection = {{"mode", "all_active"}, {"rule", "not disabled and not expired"}};
     entries = exporter::load_active_links(core::load_database_config(env).url);
-  } else if (args.command == "compile") {
+  } else if (command == "compile") {
     const exporter::Selection selection = exporter::load_selection(env);
     options.selection = exporter::describe(selection);
     entries = exporter::load_hot_links(core::load_database_config(env).url, selection);
-  } else if (args.command == "synthesize") {
+  } else if (command == "synthesize") {
     options.selection = {{"mode", "synthetic"}, {"count", std::to_string(args.count)}};
     entries = synthetic_links(args.count);
   } else {
-    throw core::ConfigError("unknown command " + args.command);
+    throw core::ConfigError("unknown command " + command);
   }
   exporter::Bundle bundle = exporter::render_bundle(std::move(entries), options);
   if (args.naive_bucket_size != 0 || args.naive_max_size != 0) {
@@ -265,6 +280,47 @@ int run(const Arguments& args) {
             << " over cap), cloudfront " << bundle.cloudfront.entries << " (+"
             << bundle.cloudfront.left_out << " over cap), " << bundle.exclusions.size()
             << " exclusions, digest " << bundle.digest << std::endl;
+  return bundle.version;
+}
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_stop_signal(int /*signal*/) { g_stop.store(true); }
+
+int run_watch(const Arguments& args) {
+  const core::Env env;
+  exporter::WatchOptions options;
+  options.database_url = core::load_database_config(env).url;
+  options.publish = args.publish;
+  options.tombstone_dir = args.tombstone_dir;
+  options.interval = std::chrono::seconds(env.integer("EXPORT_INTERVAL_S", 60, 1, 86400));
+  options.debounce = std::chrono::milliseconds(env.integer("EXPORT_DEBOUNCE_MS", 500, 0, 600000));
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  Arguments compile_args = args;
+  compile_args.version.clear();  // each cycle names its own version
+  return exporter::watch(
+      options, [&compile_args] { return compile_once(compile_args, "compile"); }, g_stop,
+      std::cerr);
+}
+
+int run(const Arguments& args) {
+  if (args.command == "publish") return run_publish(args);
+  if (args.command == "watch") return run_watch(args);
+  if (args.command != "compile" && args.command != "synthesize") {
+    throw core::ConfigError("unknown command " + args.command);
+  }
+  // Taken first, so `compile && publish` never interleaves with another run.
+  const std::optional<exporter::ExportLock> lock = exporter::ExportLock::try_acquire(args.out);
+  if (!lock) {
+    std::cerr << "exporter: " << args.command << ": " << args.out
+              << "/.publish.lock is held by another compile or publish; not run" << std::endl;
+    return static_cast<int>(exporter::PublishOutcome::kLocked);
+  }
+  compile_once(args, args.command);
   return 0;
 }
 
