@@ -2,15 +2,18 @@
 // publish` (puts a compiled version live on nginx), `exporter watch` (both on
 // an interval and on link changes, with tombstones), and `exporter synthesize`
 // (made-up links, for measuring nginx).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <ctime>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -18,6 +21,7 @@
 #include "core/config.h"
 #include "exporter/bundle.h"
 #include "exporter/bundle_writer.h"
+#include "exporter/edge_config.h"
 #include "exporter/link_source.h"
 #include "exporter/publish.h"
 #include "exporter/watch.h"
@@ -44,6 +48,11 @@ constexpr const char* kUsage =
     "      an exported link (LISTEN link_changed); such a change first creates T/<code>\n"
     "      (default DIR/tombstones), which sends the code to the origin until a version\n"
     "      compiled after it is live. Runs until SIGTERM or SIGINT.\n"
+    "  edge-config --template nginx/edge.conf.template --out FILE\n"
+    "      writes the edge's nginx.conf from the template: EDGE_LISTEN, ORIGIN_SERVERS\n"
+    "      (comma-separated host:port, default ORIGIN_LISTEN), EDGE_NGINX_PREFIX, EXPORT_DIR\n"
+    "      (the live link is EXPORT_DIR/live), EDGE_TOMBSTONE_DIR, EDGE_VISIT_LOG,\n"
+    "      REDIRECT_MAX_AGE; the visit log format is visit_log.conf beside the template.\n"
     "  compile and publish take DIR/.publish.lock and never wait for it.\n"
     "exit codes: 0 done (published/compiled), 1 failed (publish: rolled back, the old version\n"
     "  serves), 2 usage, 3 unchanged (same digest as live: no reload), 4 locked by another run,\n"
@@ -67,6 +76,7 @@ struct Arguments {
   bool all = false;
   exporter::PublishOptions publish;
   std::string tombstone_dir;
+  std::string template_path;  // edge-config
 };
 
 Arguments parse_arguments(int argc, char** argv) {
@@ -96,6 +106,8 @@ Arguments parse_arguments(int argc, char** argv) {
     const std::string value = argv[++i];
     if (flag == "--out" || flag == "--exports") {
       args.out = value;
+    } else if (flag == "--template") {
+      args.template_path = value;
     } else if (flag == "--tombstones") {
       args.tombstone_dir = value;
     } else if (flag == "--live") {
@@ -307,7 +319,47 @@ int run_watch(const Arguments& args) {
       std::cerr);
 }
 
+// Renders the template into args.out (written to a temporary file, then
+// renamed, so nginx never reads half a file).
+int run_edge_config(const Arguments& args) {
+  const core::Env env;
+  if (args.template_path.empty()) throw core::ConfigError("--template FILE is required");
+  std::ifstream in(args.template_path, std::ios::binary);
+  if (!in) throw core::ConfigError("cannot read " + args.template_path);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string export_dir = env.text("EXPORT_DIR", "");
+  if (export_dir.empty()) throw core::ConfigError("EXPORT_DIR is required");
+  exporter::EdgeConfigParams params;
+  params.prefix = env.text("EDGE_NGINX_PREFIX", "");
+  params.listen = env.text("EDGE_LISTEN", "127.0.0.1:8000");
+  std::string origins = env.text("ORIGIN_SERVERS", env.text("ORIGIN_LISTEN", "127.0.0.1:8080"));
+  for (std::size_t start = 0; start <= origins.size();) {
+    const std::size_t comma = std::min(origins.find(',', start), origins.size());
+    if (comma > start) params.origins.push_back(origins.substr(start, comma - start));
+    start = comma + 1;
+  }
+  params.export_dir = export_dir + "/live";
+  params.tombstone_dir = env.text("EDGE_TOMBSTONE_DIR", export_dir + "/tombstones");
+  const std::string template_dir =
+      std::filesystem::absolute(args.template_path).parent_path().string();
+  params.visit_log_format = template_dir + "/visit_log.conf";
+  params.visit_log = env.text("EDGE_VISIT_LOG", params.prefix + "/visits.jsonl");
+  params.redirect_max_age = static_cast<int>(env.integer("REDIRECT_MAX_AGE", 90, 0, 31536000));
+  const std::string conf = exporter::render_edge_config(text.str(), params);
+  const std::string tmp = args.out + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << conf;
+    if (!out.flush()) throw std::runtime_error("cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, args.out);
+  std::cerr << "exporter: wrote " << args.out << " (edge on " << params.listen << ")" << std::endl;
+  return 0;
+}
+
 int run(const Arguments& args) {
+  if (args.command == "edge-config") return run_edge_config(args);
   if (args.command == "publish") return run_publish(args);
   if (args.command == "watch") return run_watch(args);
   if (args.command != "compile" && args.command != "synthesize") {
