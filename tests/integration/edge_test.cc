@@ -43,22 +43,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr const char* kNginx = "/usr/sbin/nginx";
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out) throw std::runtime_error("cannot write " + path);
-}
-
 // A fresh folder under $TMPDIR that nginx's workers (nobody, when the tests
 // run as root) can enter; removed when destroyed unless the test failed.
 class TempDir {

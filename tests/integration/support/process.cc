@@ -213,6 +213,20 @@ uint16_t free_port() {
   return ntohs(addr.sin_port);
 }
 
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
 std::string tail_of_file(const std::string& path, std::size_t lines) {
   std::ifstream in(path);
   std::deque<std::string> last;

@@ -72,6 +72,15 @@ uint16_t free_port();
 // The last `lines` lines of a text file ("" if unreadable).
 std::string tail_of_file(const std::string& path, std::size_t lines = 40);
 
+// The whole file; throws std::runtime_error naming it when it cannot be read.
+std::string read_text(const std::string& path);
+
+// Replaces the file's content; throws std::runtime_error when it cannot.
+void write_text(const std::string& path, const std::string& text);
+
+// The nginx binary the edge tests run (Debian's nginx-light).
+inline constexpr const char* kNginx = "/usr/sbin/nginx";
+
 struct CommandResult {
   std::optional<ExitStatus> exit;  // nullopt: still running at the timeout, then killed
   std::string out;
