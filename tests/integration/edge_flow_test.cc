@@ -82,12 +82,7 @@ void exec_sql(const std::string& url, const std::string& sql) {
 class EdgeFlow : public ::testing::Test {
  protected:
   EdgeFlow() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/edge-flow-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    ::chmod(pattern.c_str(), 0755);
-    root_ = pattern;
+    root_ = make_nginx_readable_dir("edge-flow");
     exports_ = root_ + "/exports";
     edge_dir_ = root_ + "/edge";
     fs::create_directories(exports_);

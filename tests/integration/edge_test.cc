@@ -48,14 +48,7 @@ using namespace std::chrono_literals;
 // run as root) can enter; removed when destroyed unless the test failed.
 class TempDir {
  public:
-  TempDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/edge-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    ::chmod(pattern.c_str(), 0755);
-    path_ = pattern;
-  }
+  TempDir() { path_ = make_nginx_readable_dir("edge"); }
   ~TempDir() {
     if (::testing::Test::HasFailure()) {
       std::cerr << "kept " << path_ << "\n";

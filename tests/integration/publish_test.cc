@@ -74,12 +74,7 @@ std::vector<exporter::ExportEntry> entries_for(const std::string& tag,
 class Publish : public ::testing::Test {
  protected:
   Publish() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/publish-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    ::chmod(pattern.c_str(), 0755);
-    root_ = pattern;
+    root_ = make_nginx_readable_dir("publish");
     exports_ = root_ + "/exports";
     link_ = exports_ + "/live";
     fs::create_directories(root_ + "/nginx/tmp");

@@ -63,12 +63,7 @@ double median(std::vector<double> values) {
 class Watch : public ::testing::Test {
  protected:
   Watch() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/watch-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    ::chmod(pattern.c_str(), 0755);
-    root_ = pattern;
+    root_ = make_nginx_readable_dir("watch");
     exports_ = root_ + "/exports";
     fs::create_directories(exports_);
     ::chmod(exports_.c_str(), 0755);

@@ -1,7 +1,9 @@
 #include "integration/support/nginx_process.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 
+#include <cstdlib>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -9,6 +11,15 @@
 namespace integration {
 
 using namespace std::chrono_literals;
+
+std::string make_nginx_readable_dir(const std::string& prefix) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string pattern =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" + prefix + "-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  ::chmod(pattern.c_str(), 0755);
+  return pattern;
+}
 
 NginxProcess::NginxProcess(const std::string& dir, const std::string& conf, uint16_t port,
                            const std::string& version)

@@ -14,6 +14,11 @@
 
 namespace integration {
 
+// A fresh folder $TMPDIR/<prefix>-XXXXXX (/tmp without TMPDIR), mode 0755 so
+// that nginx's workers (nobody, when the tests run as root) can enter it.
+// Throws std::runtime_error when it cannot be made.
+std::string make_nginx_readable_dir(const std::string& prefix);
+
 class NginxProcess {
  public:
   // Runs `kNginx -p <dir>/ -e <dir>/startup.log -c <conf> -g "daemon off;"`
