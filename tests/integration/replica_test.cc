@@ -171,6 +171,10 @@ class ReadReplica : public ::testing::Test {
         20s);
   }
 
+  // A new link with `clicks` redirects, counted on the primary and replayed
+  // on the replica; its code.
+  std::string link_with_clicks(HttpClient& api, const std::string& target, int clicks);
+
   PrivateCluster cluster_;
   Replica replica_{cluster_.port()};
   TestDatabase db_{cluster_.server_url(), TestDatabase::Schema::kMigrated};
@@ -198,19 +202,26 @@ std::string metric(const std::string& metrics, const std::string& name) {
   return metrics.substr(start, metrics.find('\n', start) - start);
 }
 
+std::string ReadReplica::link_with_clicks(HttpClient& api, const std::string& target, int clicks) {
+  const Response created = api.post_json("/api/links", R"({"url":")" + target + R"("})");
+  EXPECT_EQ(created.status, 201) << created.summary();
+  const std::string code = JsonBody(created.body).str("code").value_or("");
+  EXPECT_EQ(trimmed(query_text(db_.url(), "SELECT target FROM links WHERE code = '" + code + "'")),
+            target)
+      << "the create was written on the primary";
+  for (int i = 0; i < clicks; ++i) EXPECT_EQ(api.get("/" + code, kBrowser).status, 307);
+  EXPECT_TRUE(eventually([&] { return primary_clicks(db_.url(), code) == clicks; }, 20s));
+  EXPECT_TRUE(
+      replica_shows("SELECT sum(humans + bots) FROM visit_counts_daily WHERE code = '" + code + "'",
+                    std::to_string(clicks)));
+  return code;
+}
+
 TEST_F(ReadReplica, StatsAreReadOnTheReplicaWhileRedirectsAndWritesStayOnThePrimary) {
   OriginProcess origin(db_.url(), {{"DATABASE_READ_URL", replica_url()}, {"INGEST_POLL_MS", "50"}});
   HttpClient api = origin.client();
-  const Response created = api.post_json("/api/links", R"({"url":"https://example.com/r"})");
-  ASSERT_EQ(created.status, 201) << created.summary();
-  const std::string code = JsonBody(created.body).str("code").value_or("");
-  EXPECT_EQ(trimmed(query_text(db_.url(), "SELECT target FROM links WHERE code = '" + code + "'")),
-            "https://example.com/r")
-      << "the create was written on the primary";
-  for (int i = 0; i < 5; ++i) ASSERT_EQ(api.get("/" + code, kBrowser).status, 307);
-  ASSERT_TRUE(eventually([&] { return primary_clicks(db_.url(), code) == 5; }, 20s));
-  ASSERT_TRUE(replica_shows(
-      "SELECT sum(humans + bots) FROM visit_counts_daily WHERE code = '" + code + "'", "5"));
+  const std::string code = link_with_clicks(api, "https://example.com/r", 5);
+  ASSERT_FALSE(HasFailure());
   EXPECT_EQ(clicks_of(api.get("/api/links/" + code + "/stats")), 5);
 
   // Replay paused: the primary counts 3 more clicks, the replica does not.
@@ -251,13 +262,8 @@ TEST_F(ReadReplica, StatsAreReadOnTheReplicaWhileRedirectsAndWritesStayOnThePrim
 TEST_F(ReadReplica, StatsFallBackToThePrimaryWhileTheReplicaIsDownAndRedirectsGoOn) {
   OriginProcess origin(db_.url(), {{"DATABASE_READ_URL", replica_url()}, {"INGEST_POLL_MS", "50"}});
   HttpClient api = origin.client();
-  const Response created = api.post_json("/api/links", R"({"url":"https://example.com/d"})");
-  ASSERT_EQ(created.status, 201) << created.summary();
-  const std::string code = JsonBody(created.body).str("code").value_or("");
-  for (int i = 0; i < 4; ++i) ASSERT_EQ(api.get("/" + code, kBrowser).status, 307);
-  ASSERT_TRUE(eventually([&] { return primary_clicks(db_.url(), code) == 4; }, 20s));
-  ASSERT_TRUE(replica_shows(
-      "SELECT sum(humans + bots) FROM visit_counts_daily WHERE code = '" + code + "'", "4"));
+  const std::string code = link_with_clicks(api, "https://example.com/d", 4);
+  ASSERT_FALSE(HasFailure());
   ASSERT_EQ(clicks_of(api.get("/api/links/" + code + "/stats")), 4);
 
   replica_.stop();
@@ -312,7 +318,7 @@ TEST_F(ReadReplica, ExporterSelectsOnTheReplicaButNeverReExportsALinkDisabledOnT
   env["DATABASE_READ_URL"] = replica_url();
   env["EXPORT_STABLE_S"] = "0";
   env["EXPORT_MIN_CLICKS"] = "100";
-  env["EXPORT_REPLICA_WAIT_MS"] = "1500";
+  env["EXPORT_REPLICA_WAIT_MS"] = "30000";  // generous: a loaded machine may replay slowly
   auto compile = [&](const std::string& version) {
     return run_command({EXPORTER_BIN, "compile", "--out", out, "--version", version}, env, 60s);
   };
@@ -331,6 +337,7 @@ TEST_F(ReadReplica, ExporterSelectsOnTheReplicaButNeverReExportsALinkDisabledOnT
   query_text(db_.url(), "UPDATE links SET disabled = true WHERE code = 'hot2'");
   EXPECT_EQ(trimmed(query_text(replica_url(), "SELECT disabled FROM links WHERE code = 'hot2'")),
             "f");
+  env["EXPORT_REPLICA_WAIT_MS"] = "1500";
   const CommandResult v2 = compile("v2");
   ASSERT_TRUE(v2.exit && v2.exit->success()) << v2.describe();
   EXPECT_NE(v2.err.find("selection read on the primary: the replica has replayed up to"),
