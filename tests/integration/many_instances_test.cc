@@ -299,7 +299,7 @@ TEST_F(ManyInstances, KillingOneInstanceUnderLoadLosesNoAcknowledgedCreateAndNoR
   std::mutex mu;
   std::set<std::string> received;              // User-Agents of 307s received; guarded by mu
   std::map<std::string, std::string> created;  // code -> target of 201s; guarded by mu
-  std::map<int, int> other_statuses;           // guarded by mu
+  std::map<std::string, int> other_statuses;   // "METHOD status" -> count; guarded by mu
   std::atomic<bool> stop{false};
   std::atomic<int> in_flight{0};
   std::atomic<long long> transport_errors{0};
@@ -323,7 +323,7 @@ TEST_F(ManyInstances, KillingOneInstanceUnderLoadLosesNoAcknowledgedCreateAndNoR
             if (r.status == 307) {
               received.insert(ua);
             } else {
-              ++other_statuses[r.status];
+              ++other_statuses["GET " + std::to_string(r.status)];
             }
           } else {
             const std::string target = "https://example.com/load/" + id;
@@ -333,7 +333,7 @@ TEST_F(ManyInstances, KillingOneInstanceUnderLoadLosesNoAcknowledgedCreateAndNoR
             if (r.status == 201) {
               created.emplace(JsonBody(r.body).str("code").value_or(""), target);
             } else {
-              ++other_statuses[r.status];
+              ++other_statuses["POST " + std::to_string(r.status)];
             }
           }
           if (killed.load()) ++answered_after_kill;
@@ -410,7 +410,7 @@ TEST_F(ManyInstances, KillingOneInstanceUnderLoadLosesNoAcknowledgedCreateAndNoR
 
   std::string others;
   for (const auto& [status, n] : other_statuses) {
-    others += " " + std::to_string(status) + "x" + std::to_string(n);
+    others += " " + status + " x" + std::to_string(n);
   }
   std::cout << "kill -9 of one of two origins behind nginx: " << received_count << " redirects and "
             << created_count << " creates acknowledged, " << answered_after_kill.load()
