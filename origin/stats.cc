@@ -165,10 +165,9 @@ std::int64_t steady_ms() {
       .count();
 }
 
-// Rule 3 of PgLinkStatsStore: the replica cannot answer now.
-bool is_replica_failure(const pqxx::sql_error& e) {
-  return core::is_unavailability(e) || e.sqlstate().rfind("40", 0) == 0;
-}
+// Rule 4 of PgLinkStatsStore: a query cancelled by a conflict with recovery
+// (class 40); the replica itself is fine.
+bool is_recovery_conflict(const pqxx::sql_error& e) { return e.sqlstate().rfind("40", 0) == 0; }
 
 }  // namespace
 
@@ -201,7 +200,8 @@ std::optional<LinkStats> PgLinkStatsStore::from_replica(std::string_view code,
       lease.discard();
       problem = e.what();
     } catch (const pqxx::sql_error& e) {
-      if (!is_replica_failure(e)) throw;
+      if (is_recovery_conflict(e)) return std::nullopt;
+      if (!core::is_unavailability(e)) throw;
       lease.discard();
       problem = e.what();
     }

@@ -105,12 +105,14 @@ class LinkStatsStore {
 //  2. A code the replica does not know is looked up on the primary: a link
 //     created moments ago may not be replayed yet, and a 404 must be true.
 //  3. The replica failing (cannot connect, broken connection, SQLSTATE class
-//     08/53/57, or 40 for a query cancelled by a conflict with recovery):
-//     that request and every one of the next kReplicaRetry are read on the
-//     primary, so stats keep working; the read pool's connections are
-//     dropped. Logged once when it starts failing, once when it answers again.
-//  4. The read pool busy for the acquire timeout: that request is read on the
-//     primary (the replica is not marked down).
+//     08/53/57): that request and every one of the next kReplicaRetry are
+//     read on the primary, so stats keep working; the read pool's
+//     connections are dropped. Logged once when it starts failing, once when
+//     it answers again. Finding it down costs one request up to the connect
+//     timeout (PGCONNECT_TIMEOUT) per kReplicaRetry.
+//  4. The read pool busy for the acquire timeout, or the query cancelled by a
+//     conflict with recovery (SQLSTATE class 40): that request is read on the
+//     primary; the replica is not marked down.
 // Any other error propagates, as without a replica.
 class PgLinkStatsStore : public LinkStatsStore {
  public:
