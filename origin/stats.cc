@@ -199,6 +199,9 @@ std::optional<LinkStats> PgLinkStatsStore::from_replica(std::string_view code,
     } catch (const pqxx::broken_connection& e) {
       lease.discard();
       problem = e.what();
+    } catch (const pqxx::in_doubt_error& e) {  // the connection broke at commit
+      lease.discard();
+      problem = e.what();
     } catch (const pqxx::sql_error& e) {
       if (is_recovery_conflict(e)) return std::nullopt;
       if (!core::is_unavailability(e)) throw;
