@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "integration/support/http_client.h"
+#include "integration/support/nginx_process.h"
 #include "integration/support/process.h"
 #include "integration/support/test_env.h"
 
@@ -203,89 +204,52 @@ TEST_F(ManyInstances, ConcurrentCreatesThroughBothInstancesNeverShareACode) {
   EXPECT_EQ(alias_statuses.size(), static_cast<std::size_t>(kAliases));
 }
 
-// nginx on the edge template with both origins in its upstream, an empty
-// export live (every request goes to an origin).
-class Edge {
- public:
-  Edge(const std::string& root, const std::vector<uint16_t>& origins,
-       const std::string& database_url)
-      : port_(free_port()) {
-    const std::string prefix = root + "/edge";
-    const std::string exports = root + "/exports";
-    fs::create_directories(prefix + "/tmp");
-    fs::create_directories(exports);
-    Environment env = inherited_environment();
-    std::string servers;
-    for (uint16_t port : origins) {
-      servers += (servers.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(port);
-    }
-    env["ORIGIN_SERVERS"] = servers;
-    env["EDGE_LISTEN"] = "127.0.0.1:" + std::to_string(port_);
-    env["EDGE_NGINX_PREFIX"] = prefix;
-    env["EXPORT_DIR"] = exports;
-    env["DATABASE_URL"] = database_url;
-    const std::string conf = prefix + "/nginx.conf";
-    const CommandResult config =
-        run_command({EXPORTER_BIN, "edge-config", "--template",
-                     std::string(PROJECT_SOURCE_DIR) + "/nginx/edge.conf.template", "--out", conf},
-                    env, 60s);
-    if (!config.exit || !config.exit->success()) {
-      throw std::runtime_error("exporter edge-config: " + config.describe());
-    }
-    conf_text_ = read_text(conf);
-    // No link exists yet: an empty export, put live as publish would.
-    const CommandResult empty = run_command(
-        {EXPORTER_BIN, "compile", "--all", "--out", exports, "--version", "v0"}, env, 60s);
-    if (!empty.exit || !empty.exit->success()) {
-      throw std::runtime_error("exporter compile: " + empty.describe());
-    }
-    fs::create_directory_symlink(exports + "/v0", exports + "/live");
-    process_.emplace(
-        std::vector<std::string>{kNginx, "-p", prefix + "/", "-e", prefix + "/startup.log", "-c",
-                                 conf, "-g", "daemon off;"},
-        inherited_environment(), prefix + "/nginx.out", prefix + "/nginx.out");
-    HttpClient probe("127.0.0.1", port_, 1000ms);
-    const auto deadline = Clock::now() + 60s;
-    for (;;) {
-      try {
-        if (probe.get("/_edge/version").body == "v0\n") break;
-      } catch (const TransportError&) {
-      }
-      if (!process_->running() || Clock::now() > deadline) {
-        throw std::runtime_error("nginx did not start: " + tail_of_file(prefix + "/nginx.out") +
-                                 tail_of_file(prefix + "/error.log"));
-      }
-      std::this_thread::sleep_for(20ms);
-    }
+// Writes <root>/edge/nginx.conf with `exporter edge-config` (both origins in
+// ORIGIN_SERVERS) and an empty export live (no link exists yet, so every
+// request goes to an origin); returns the configuration's text.
+std::string write_edge(const std::string& root, uint16_t edge_port,
+                       const std::vector<uint16_t>& origins, const std::string& database_url) {
+  const std::string prefix = root + "/edge";
+  const std::string exports = root + "/exports";
+  fs::create_directories(prefix + "/tmp");
+  fs::create_directories(exports);
+  Environment env = inherited_environment();
+  std::string servers;
+  for (uint16_t port : origins) {
+    servers += (servers.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(port);
   }
-  ~Edge() {
-    if (process_) process_->terminate(10s);
+  env["ORIGIN_SERVERS"] = servers;
+  env["EDGE_LISTEN"] = "127.0.0.1:" + std::to_string(edge_port);
+  env["EDGE_NGINX_PREFIX"] = prefix;
+  env["EXPORT_DIR"] = exports;
+  env["DATABASE_URL"] = database_url;
+  const CommandResult config =
+      run_command({EXPORTER_BIN, "edge-config", "--template",
+                   std::string(PROJECT_SOURCE_DIR) + "/nginx/edge.conf.template", "--out",
+                   prefix + "/nginx.conf"},
+                  env, 60s);
+  if (!config.exit || !config.exit->success()) {
+    throw std::runtime_error("exporter edge-config: " + config.describe());
   }
-  Edge(const Edge&) = delete;
-  Edge& operator=(const Edge&) = delete;
-
-  uint16_t port() const { return port_; }
-  const std::string& conf_text() const { return conf_text_; }
-
- private:
-  uint16_t port_;
-  std::string conf_text_;
-  std::optional<Process> process_;
-};
+  const CommandResult empty = run_command(
+      {EXPORTER_BIN, "compile", "--all", "--out", exports, "--version", "v0"}, env, 60s);
+  if (!empty.exit || !empty.exit->success()) {
+    throw std::runtime_error("exporter compile: " + empty.describe());
+  }
+  fs::create_directory_symlink(exports + "/v0", exports + "/live");  // as publish would
+  return read_text(prefix + "/nginx.conf");
+}
 
 TEST_F(ManyInstances, KillingOneInstanceUnderLoadLosesNoAcknowledgedCreateAndNoReceivedVisit) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/mi-XXXXXX";
-  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-  ::chmod(pattern.c_str(), 0755);
-  const std::string root = pattern;
-  std::optional<Edge> edge;
-  edge.emplace(root, std::vector<uint16_t>{a_->port(), b_->port()}, db_.url());
+  const std::string root = make_nginx_readable_dir("many-instances");
+  const uint16_t edge_port = free_port();
+  const std::string conf = write_edge(root, edge_port, {a_->port(), b_->port()}, db_.url());
   for (uint16_t port : {a_->port(), b_->port()}) {
-    EXPECT_NE(edge->conf_text().find("server 127.0.0.1:" + std::to_string(port) + ";"),
-              std::string::npos)
+    EXPECT_NE(conf.find("server 127.0.0.1:" + std::to_string(port) + ";"), std::string::npos)
         << "both origins in the upstream";
   }
+  std::optional<NginxProcess> edge;
+  edge.emplace(root + "/edge", root + "/edge/nginx.conf", edge_port, "v0");
 
   std::vector<std::string> codes;
   {
@@ -306,7 +270,6 @@ TEST_F(ManyInstances, KillingOneInstanceUnderLoadLosesNoAcknowledgedCreateAndNoR
   std::atomic<long long> answered_after_kill{0};
   std::atomic<bool> killed{false};
   std::vector<std::thread> threads;
-  const uint16_t edge_port = edge->port();
   for (int t = 0; t < kRedirectThreads + kCreateThreads; ++t) {
     threads.emplace_back([&, t] {
       HttpClient client("127.0.0.1", edge_port, 5s);
