@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <regex>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -34,6 +36,28 @@ NginxProcess::NginxProcess(const std::string& dir, const std::string& conf, uint
     }
     std::this_thread::sleep_for(20ms);
   }
+  // The first answer can come from the first worker while the master is still
+  // forking the others; wait for all of them so worker_pids() is stable.
+  std::size_t workers = std::thread::hardware_concurrency();
+  std::smatch m;
+  const std::string text = read_text(conf);
+  if (std::regex_search(text, m, std::regex(R"(\bworker_processes\s+(\d+)\s*;)"))) {
+    workers = std::stoul(m[1].str());
+  }
+  while (worker_count() < workers) {
+    if (!process_->running() || std::chrono::steady_clock::now() > deadline) {
+      throw std::runtime_error("nginx did not start its " + std::to_string(workers) +
+                               " workers: " + log_tail());
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+std::size_t NginxProcess::worker_count() const {
+  std::istringstream in(worker_pids());
+  std::size_t n = 0;
+  for (std::string pid; in >> pid;) ++n;
+  return n;
 }
 
 NginxProcess::~NginxProcess() { process_->terminate(10s); }

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,7 +24,8 @@ class NginxProcess {
  public:
   // Runs `kNginx -p <dir>/ -e <dir>/startup.log -c <conf> -g "daemon off;"`
   // (output appended to <dir>/nginx.out) and waits up to 60 s until
-  // GET /_edge/version on 127.0.0.1:<port> answers "<version>\n". Throws
+  // GET /_edge/version on 127.0.0.1:<port> answers "<version>\n" and the
+  // master has started all its workers (worker_processes in `conf`). Throws
   // std::runtime_error with nginx's output and error log if nginx exits first
   // or the version does not show in time.
   NginxProcess(const std::string& dir, const std::string& conf, uint16_t port,
@@ -43,6 +45,7 @@ class NginxProcess {
   std::string served_version() const;
   // The master's children, i.e. its current workers, as /proc lists them.
   std::string worker_pids() const;
+  std::size_t worker_count() const;
   // Sends SIGUSR1 (what `nginx -s reopen` sends): nginx reopens its logs.
   void reopen_logs();
   // The last lines of nginx's error log and output, for failure messages.
