@@ -18,6 +18,8 @@
 #include "origin/ingester.h"
 #include "origin/link_cache.h"
 #include "origin/log.h"
+#include "origin/metrics.h"
+#include "origin/metrics_sources.h"
 #include "origin/migrations.h"
 #include "origin/origin_config.h"
 #include "origin/pg_link_store.h"
@@ -76,6 +78,8 @@ int serve() {
       config.database.url, [&cache](const std::string& code) { cache.invalidate(code); },
       [&cache] { cache.clear(); });
   origin::Api api(config, store, &health, &cache);
+  origin::metrics::Registry metrics_registry;
+  api.set_metrics_registry(&metrics_registry);
   std::error_code mkdir_error;
   if (config.journal_dir != origin::kJournalOff) {
     std::filesystem::create_directories(config.journal_dir, mkdir_error);
@@ -99,29 +103,13 @@ int serve() {
         *visit_store, origin::load_ingester_options(core::Env()));
     ingester->start();
   }
-  api.set_extra_metrics([&pool, &ingester] {
-    const core::PgPool::Stats s = pool.stats();
-    std::string ingest;
+  // Scraped on demand: nothing here runs per request.
+  metrics_registry.add_collector([&pool, &ingester, &config](core::PromText& out) {
+    origin::metrics::render_pool(out, pool);
     if (ingester) {
-      const origin::IngesterStats i = ingester->stats();
-      ingest = "# TYPE origin_ingest_lines_total counter\norigin_ingest_lines_total " +
-               std::to_string(i.lines_ingested) +
-               "\n# TYPE origin_ingest_dead_letters_total counter\n"
-               "origin_ingest_dead_letters_total " +
-               std::to_string(i.lines_dead_lettered) +
-               "\n# TYPE origin_ingest_lag_bytes gauge\norigin_ingest_lag_bytes " +
-               std::to_string(i.lag_bytes) +
-               "\n# TYPE origin_ingest_oldest_unread_seconds gauge\n"
-               "origin_ingest_oldest_unread_seconds " +
-               std::to_string(static_cast<double>(i.oldest_unread_age.count()) / 1000.0) + "\n";
+      origin::metrics::render_ingesters(out, {&*ingester});
+      origin::metrics::render_journal_dir(out, config.journal_dir);
     }
-    return ingest + "# TYPE origin_db_pool_open gauge\norigin_db_pool_open " +
-           std::to_string(s.open) + "\n# TYPE origin_db_pool_in_use gauge\norigin_db_pool_in_use " +
-           std::to_string(s.in_use) +
-           "\n# TYPE origin_db_pool_waits_total counter\norigin_db_pool_waits_total " +
-           std::to_string(s.waits) +
-           "\n# TYPE origin_db_pool_timeouts_total counter\norigin_db_pool_timeouts_total " +
-           std::to_string(s.timeouts) + "\n";
   });
 
   std::thread signal_thread([&server, signals] {
