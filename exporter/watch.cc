@@ -292,6 +292,7 @@ int watch(const WatchOptions& options, const CompileFunction& compile,
       if (live_codes) shared.set_live(live_codes);
       std::size_t removed = 0;
       if (live_now) removed = tombstones->remove_older_than(generation);
+      if (options.after_publish) options.after_publish(result, tombstones->codes().size());
       const auto ms =
           std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
       say("cycle in " + std::to_string(ms) + " ms: " + result.summary + "; " +
