@@ -11,20 +11,31 @@
 #include <stdexcept>
 
 namespace core {
+namespace {
+
+// The format escapes \ and newline in help texts, and " as well in label
+// values.
+void append_escaped(std::string& out, std::string_view text, bool quotes) {
+  for (char c : text) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"' && quotes) {
+      out += "\\\"";
+    } else {
+      out += c;
+    }
+  }
+}
+
+}  // namespace
 
 void PromText::family(std::string_view name, std::string_view type, std::string_view help) {
   text_ += "# HELP ";
   text_.append(name);
   text_ += ' ';
-  for (char c : help) {
-    if (c == '\\') {
-      text_ += "\\\\";
-    } else if (c == '\n') {
-      text_ += "\\n";
-    } else {
-      text_ += c;
-    }
-  }
+  append_escaped(text_, help, false);
   text_ += "\n# TYPE ";
   text_.append(name);
   text_ += ' ';
@@ -70,17 +81,7 @@ std::string render_prom_labels(PromLabels labels) {
     first = false;
     out.append(key);
     out += "=\"";
-    for (char c : value) {
-      if (c == '\\') {
-        out += "\\\\";
-      } else if (c == '"') {
-        out += "\\\"";
-      } else if (c == '\n') {
-        out += "\\n";
-      } else {
-        out += c;
-      }
-    }
+    append_escaped(out, value, true);
     out += '"';
   }
   out += '}';

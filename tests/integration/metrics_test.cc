@@ -205,13 +205,21 @@ TEST(Metrics, RequestCountsLatencyAndCacheMoveWithTraffic) {
             std::max(0.0, before.value("origin_http_request_duration_seconds_sum", redirect)));
   EXPECT_LT(after.value("origin_http_request_duration_seconds_sum", redirect), 60.0);
 
-  // The cache: the first redirect missed and led a load, the rest hit; the
-  // unknown code missed once, then was answered from the negative cache.
-  EXPECT_EQ(delta("origin_link_cache_hits_total", {}), kRedirects - 1);
-  EXPECT_EQ(delta("origin_link_cache_negative_hits_total", {}), 2);
-  EXPECT_EQ(delta("origin_link_cache_misses_total", {}), 2);
-  EXPECT_EQ(delta("origin_redirect_flights_led_total", {}), 2);
-  EXPECT_EQ(delta("origin_redirect_store_lookups_total", {}), 2);
+  // The cache: every redirect lookup is a hit, a negative hit or a miss;
+  // each miss (one client: no concurrent misses) led one database lookup.
+  // The first redirect of each code missed; the create's NOTIFY may drop the
+  // new entry once more when it arrives after that first load.
+  const double hits = delta("origin_link_cache_hits_total", {});
+  const double negative = delta("origin_link_cache_negative_hits_total", {});
+  const double misses = delta("origin_link_cache_misses_total", {});
+  EXPECT_EQ(hits + negative + misses, kRedirects + 3);
+  EXPECT_GE(hits, kRedirects - 2);
+  EXPECT_EQ(negative, 2);
+  EXPECT_GE(misses, 2);
+  EXPECT_LE(misses, 3);
+  EXPECT_EQ(delta("origin_redirect_flights_led_total", {}), misses);
+  EXPECT_EQ(delta("origin_redirect_flights_joined_total", {}), 0);
+  EXPECT_EQ(delta("origin_redirect_store_lookups_total", {}), misses);
   EXPECT_EQ(after.value("origin_link_cache_entries"), 2);
   EXPECT_GT(after.value("origin_link_cache_bytes"), 0);
 
