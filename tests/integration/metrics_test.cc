@@ -305,6 +305,33 @@ TEST(Metrics, PoolWaitsAndOverflowAreCounted) {
             1);
 }
 
+// `origin ingest` runs apart from the service: it leaves its metrics in a
+// textfile for node_exporter.
+TEST(Metrics, IngestCommandWritesATextfile) {
+  TestDatabase db;
+  ScratchDir dir;
+  const std::string log = dir.path + "/edge.jsonl";
+  {
+    std::ofstream out(log, std::ios::binary);
+    for (int i = 0; i < 3; ++i) {
+      out << R"({"time":"2026-11-27T20:46:40.12)" << i
+          << R"(Z","code":"summer","ip":"203.0.113.0","ua":"Mozilla/5.0","ref":"","status":307,"src":"edge"})"
+          << "\n";
+    }
+    out << "not a visit\n";
+  }
+  const std::string metrics_file = dir.path + "/ingest.prom";
+  const CommandResult run =
+      run_origin({"ingest", "--source", "edge-a=" + log, "--once", "--metrics-file", metrics_file},
+                 {{"DATABASE_URL", db.url()}, {"INGEST_POLL_MS", "20"}}, 90s);
+  ASSERT_TRUE(run.exit && run.exit->success()) << run.describe();
+  const Exposition metrics(read_text(metrics_file));
+  EXPECT_EQ(metrics.value("origin_ingest_lines_total", {{"source", "edge-a"}}), 3);
+  EXPECT_EQ(metrics.value("origin_ingest_dead_letters_total", {{"source", "edge-a"}}), 1);
+  EXPECT_EQ(metrics.value("origin_ingest_lag_bytes", {{"source", "edge-a"}}), 0);
+  EXPECT_EQ(metrics.value("origin_ingest_database_up", {{"source", "edge-a"}}), 1);
+}
+
 TEST(Metrics, RefusedOutsideMetricsAllow) {
   TestDatabase db;
   OriginProcess origin(db.url(), {{"METRICS_ALLOW", "10.0.0.0/8, 2001:db8::/32"}});
