@@ -114,6 +114,7 @@ class Watch : public ::testing::Test {
     env["DATABASE_URL"] = db_.url();
     env["EXPORT_INTERVAL_S"] = "60";
     env["EXPORT_DEBOUNCE_MS"] = "500";
+    env["EXPORTER_METRICS_FILE"] = root_ + "/exporter.prom";
     return env;
   }
 
@@ -250,6 +251,30 @@ TEST_F(Watch, DisabledOrRetargetedLinkLeavesTheEdgeWithinTwoSecondsInA100kMap) {
   EXPECT_EQ(edge_client.get("/" + moved).header("location"), "https://example.com/moved");
   EXPECT_EQ(edge_client.get("/" + code_of(99999)).header("location"),
             "https://example.com/t/99999");
+
+  // The metrics textfile, shared by compile, publish and the watch's cycles
+  // (written just after each cycle's publish).
+  const std::string live_nginx = R"(exporter_live_entries{target="nginx"} )";
+  const std::string expected_live = live_nginx + std::to_string(kLinks - 1) + "\n";
+  const auto metrics_deadline = Clock::now() + 10s;
+  while (read_text(root_ + "/exporter.prom").find(expected_live) == std::string::npos &&
+         Clock::now() < metrics_deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  const std::string metrics = read_text(root_ + "/exporter.prom");
+  const auto value_of = [&metrics](const std::string& series) {
+    const std::size_t at = ("\n" + metrics).find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(metrics.substr(at + series.size() + 1));
+  };
+  EXPECT_NE(metrics.find(expected_live), std::string::npos) << metrics;
+  EXPECT_GE(value_of(R"(exporter_runs_total{command="publish",outcome="unchanged"})"), 1)
+      << "the first cycle\n"
+      << metrics;
+  EXPECT_GE(value_of(R"(exporter_runs_total{command="publish",outcome="published"})"), 2)
+      << "the first publish and at least one cycle's\n"
+      << metrics;
+  EXPECT_GE(value_of(R"(exporter_runs_total{command="compile",outcome="ok"})"), 3) << metrics;
+  EXPECT_NE(metrics.find("exporter_tombstones_pending 0\n"), std::string::npos) << metrics;
 
   // (c) Cost of the check on a map hit: the same export served by a second
   // nginx without the tombstone check, alternating wrk runs.
