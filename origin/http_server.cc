@@ -93,9 +93,8 @@ namespace {
 // without type-erased executor copies.
 using Executor = net::io_context::executor_type;
 using Socket = net::basic_stream_socket<tcp, Executor>;
-using DeadlineTimer =
-    net::basic_waitable_timer<std::chrono::steady_clock,
-                              net::wait_traits<std::chrono::steady_clock>, Executor>;
+using DeadlineTimer = net::basic_waitable_timer<std::chrono::steady_clock,
+                                                net::wait_traits<std::chrono::steady_clock>, Executor>;
 using Clock = std::chrono::steady_clock;
 
 std::string_view to_std(beast::string_view text) { return {text.data(), text.size()}; }
