@@ -256,9 +256,16 @@ TEST_F(Watch, DisabledOrRetargetedLinkLeavesTheEdgeWithinTwoSecondsInA100kMap) {
   // (written just after each cycle's publish).
   const std::string live_nginx = R"(exporter_live_entries{target="nginx"} )";
   const std::string expected_live = live_nginx + std::to_string(kLinks - 1) + "\n";
-  const auto metrics_deadline = Clock::now() + 10s;
-  while (read_text(root_ + "/exporter.prom").find(expected_live) == std::string::npos &&
-         Clock::now() < metrics_deadline) {
+  // A change that came during a cycle leaves a tombstone for the next one,
+  // so wait for the cycle that removed the last (its file is written after
+  // its tombstones are gone).
+  const auto settled = [this, &expected_live] {
+    const std::string text = read_text(root_ + "/exporter.prom");
+    return text.find(expected_live) != std::string::npos &&
+           text.find("exporter_tombstones_pending 0\n") != std::string::npos;
+  };
+  const auto metrics_deadline = Clock::now() + 30s;
+  while (!settled() && Clock::now() < metrics_deadline) {
     std::this_thread::sleep_for(50ms);
   }
   const std::string metrics = read_text(root_ + "/exporter.prom");
