@@ -208,19 +208,21 @@ TEST(Metrics, RequestCountsLatencyAndCacheMoveWithTraffic) {
   // The cache: every redirect lookup is a hit, a negative hit or a miss;
   // each miss (one client: no concurrent misses) led one database lookup.
   // The first redirect of each code missed; the create's NOTIFY may drop the
-  // new entry once more when it arrives after that first load.
+  // new entry once more when it arrives after that first load, and on a
+  // very loaded machine the negative entry (5 s) may expire once.
   const double hits = delta("origin_link_cache_hits_total", {});
   const double negative = delta("origin_link_cache_negative_hits_total", {});
   const double misses = delta("origin_link_cache_misses_total", {});
   EXPECT_EQ(hits + negative + misses, kRedirects + 3);
   EXPECT_GE(hits, kRedirects - 2);
-  EXPECT_EQ(negative, 2);
+  EXPECT_GE(negative, 1);
   EXPECT_GE(misses, 2);
-  EXPECT_LE(misses, 3);
+  EXPECT_LE(misses, 4);
   EXPECT_EQ(delta("origin_redirect_flights_led_total", {}), misses);
   EXPECT_EQ(delta("origin_redirect_flights_joined_total", {}), 0);
   EXPECT_EQ(delta("origin_redirect_store_lookups_total", {}), misses);
-  EXPECT_EQ(after.value("origin_link_cache_entries"), 2);
+  EXPECT_GE(after.value("origin_link_cache_entries"), 1);
+  EXPECT_LE(after.value("origin_link_cache_entries"), 2);
   EXPECT_GT(after.value("origin_link_cache_bytes"), 0);
 
   // The pool: connections opened for the create and lookups, none lent now.
