@@ -48,6 +48,7 @@ PgPool::Lease PgPool::acquire() {
     }
     if (open_ < config_.pool_size + config_.max_overflow) {
       ++open_;
+      if (open_ > config_.pool_size) ++overflow_opened_;
       const std::uint64_t generation = generation_;
       lock.unlock();
       try {
@@ -125,6 +126,7 @@ PgPool::Stats PgPool::stats() const {
   s.waiting = waiting_;
   s.waits = waits_;
   s.timeouts = timeouts_;
+  s.overflow_opened = overflow_opened_;
   return s;
 }
 

@@ -80,8 +80,9 @@ class PgPool {
     std::size_t open = 0;
     std::size_t in_use = 0;
     std::size_t waiting = 0;
-    std::uint64_t waits = 0;     // acquisitions that had to wait
-    std::uint64_t timeouts = 0;  // acquisitions that gave up
+    std::uint64_t waits = 0;            // acquisitions that had to wait
+    std::uint64_t timeouts = 0;         // acquisitions that gave up
+    std::uint64_t overflow_opened = 0;  // connections opened beyond `size`
   };
   Stats stats() const;
 
@@ -103,6 +104,7 @@ class PgPool {
   std::uint64_t generation_ = 0;
   std::uint64_t waits_ = 0;
   std::uint64_t timeouts_ = 0;
+  std::uint64_t overflow_opened_ = 0;
 };
 
 // SQLSTATE classes that mean "the database is not usable right now" rather

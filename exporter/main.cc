@@ -2,6 +2,8 @@
 // publish` (puts a compiled version live on nginx), `exporter watch` (both on
 // an interval and on link changes, with tombstones), and `exporter synthesize`
 // (made-up links, for measuring nginx).
+#include <rapidjson/document.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -22,7 +24,9 @@
 #include "exporter/bundle.h"
 #include "exporter/bundle_writer.h"
 #include "exporter/edge_config.h"
+#include "exporter/json_log.h"
 #include "exporter/link_source.h"
+#include "exporter/metrics_file.h"
 #include "exporter/publish.h"
 #include "exporter/watch.h"
 
@@ -66,7 +70,9 @@ constexpr const char* kUsage =
     "  EXPORT_DIR (--out, --exports), EDGE_LIVE_LINK, EDGE_NGINX_CONF, EDGE_NGINX_PREFIX,\n"
     "  NGINX_BIN (nginx), EDGE_NGINX_PID, EDGE_PROBE_URL, EDGE_LISTEN (127.0.0.1:8000),\n"
     "  EDGE_PROBE_TIMEOUT_S (30), EXPORT_KEEP (5), EDGE_TOMBSTONE_DIR, EXPORT_INTERVAL_S (60),\n"
-    "  EXPORT_DEBOUNCE_MS (500)\n";
+    "  EXPORT_DEBOUNCE_MS (500), EXPORTER_METRICS_FILE (--metrics-file FILE: metrics in the\n"
+    "  node_exporter textfile format, updated by compile, publish and watch)\n"
+    "logs: one JSON object per line on stderr\n";
 
 struct Arguments {
   std::string command;
@@ -79,6 +85,7 @@ struct Arguments {
   exporter::PublishOptions publish;
   std::string tombstone_dir;
   std::string template_path;  // edge-config
+  std::string metrics_file;   // "" when off
 };
 
 Arguments parse_arguments(int argc, char** argv) {
@@ -98,6 +105,7 @@ Arguments parse_arguments(int argc, char** argv) {
   publish.keep = static_cast<std::size_t>(env.integer("EXPORT_KEEP", 5, 1, 1000000));
   publish.live_link = env.text("EDGE_LIVE_LINK", "");
   args.tombstone_dir = env.text("EDGE_TOMBSTONE_DIR", "");
+  args.metrics_file = env.text("EXPORTER_METRICS_FILE", "");
   for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--all") {
@@ -110,6 +118,8 @@ Arguments parse_arguments(int argc, char** argv) {
       args.out = value;
     } else if (flag == "--template") {
       args.template_path = value;
+    } else if (flag == "--metrics-file") {
+      args.metrics_file = value;
     } else if (flag == "--tombstones") {
       args.tombstone_dir = value;
     } else if (flag == "--live") {
@@ -236,20 +246,159 @@ void replace_directive(std::string& text, const std::string& name, std::size_t v
   text.replace(at + 1, end - at - 1, name + " " + std::to_string(value));
 }
 
+// Progress and results go to the log as JSON lines (json_log.h).
+exporter::JsonLogStream g_log("info");
+exporter::JsonLogStream g_error_log("error");
+
+// Entries per target of the manifest in `folder`: {"nginx": n, ...}, with
+// "input" (links selected) and "exclusions" (links left out).
+std::vector<std::pair<std::string, double>> manifest_entries(const std::string& folder) {
+  std::vector<std::pair<std::string, double>> entries;
+  std::ifstream in(folder + "/manifest.json", std::ios::binary);
+  if (!in) return entries;
+  std::stringstream text;
+  text << in.rdbuf();
+  rapidjson::Document doc;
+  doc.Parse(text.str().c_str());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("outputs") ||
+      !doc["outputs"].IsObject()) {
+    return entries;
+  }
+  if (doc.HasMember("input_entries") && doc["input_entries"].IsNumber()) {
+    entries.emplace_back("input", doc["input_entries"].GetDouble());
+  }
+  if (doc.HasMember("exclusions") && doc["exclusions"].IsArray()) {
+    entries.emplace_back("exclusions", static_cast<double>(doc["exclusions"].Size()));
+  }
+  for (const auto& target : doc["outputs"].GetObject()) {
+    if (target.value.IsObject() && target.value.HasMember("entries") &&
+        target.value["entries"].IsNumber()) {
+      entries.emplace_back(target.name.GetString(), target.value["entries"].GetDouble());
+    }
+  }
+  return entries;
+}
+
+// Tombstone files in `dir` (not the hidden .any marker).
+std::size_t count_tombstones(const std::string& dir) {
+  std::error_code ec;
+  std::size_t n = 0;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().rfind('.', 0) != 0) ++n;
+  }
+  return n;
+}
+
+std::string outcome_name(exporter::PublishOutcome outcome) {
+  switch (outcome) {
+    case exporter::PublishOutcome::kPublished:
+      return "published";
+    case exporter::PublishOutcome::kUnchanged:
+      return "unchanged";
+    case exporter::PublishOutcome::kLocked:
+      return "locked";
+    case exporter::PublishOutcome::kRollbackFailed:
+      return "rollback_failed";
+    default:
+      return "failed";
+  }
+}
+
+// Writes the metrics file; a failure is logged, never fatal: the edge
+// matters more than its metrics.
+void write_metrics(exporter::MetricsFile& metrics) {
+  try {
+    metrics.write();
+  } catch (const std::exception& e) {
+    g_error_log << "exporter: cannot write metrics file: " << e.what() << std::endl;
+  }
+}
+
+void record_publish(exporter::MetricsFile& metrics, const Arguments& args,
+                    const exporter::PublishResult& result, std::size_t tombstones_left) {
+  if (!metrics.enabled()) return;
+  const double now = exporter::unix_now();
+  metrics.set("exporter_last_run_timestamp_seconds", {{"command", "publish"}}, now);
+  metrics.add("exporter_runs_total",
+              {{"command", "publish"}, {"outcome", outcome_name(result.outcome)}}, 1);
+  if (!result.failed_step.empty()) {
+    metrics.add("exporter_failures_total", {{"stage", result.failed_step}}, 1);
+  }
+  if (result.rollback_failed) metrics.add("exporter_failures_total", {{"stage", "rollback"}}, 1);
+  if (result.validate.count() > 0) {
+    metrics.set("exporter_stage_duration_seconds", {{"stage", "validate"}},
+                static_cast<double>(result.validate.count()) / 1000.0);
+  }
+  if (result.activate.count() > 0) {
+    metrics.set("exporter_stage_duration_seconds", {{"stage", "activate"}},
+                static_cast<double>(result.activate.count()) / 1000.0);
+  }
+  if (result.outcome == exporter::PublishOutcome::kPublished ||
+      result.outcome == exporter::PublishOutcome::kUnchanged) {
+    metrics.set("exporter_last_success_timestamp_seconds", {{"command", "publish"}}, now);
+  }
+  for (const auto& [target, entries] : manifest_entries(args.publish.live_link)) {
+    if (target != "exclusions") metrics.set("exporter_live_entries", {{"target", target}}, entries);
+  }
+  metrics.set("exporter_tombstones_pending", {}, static_cast<double>(tombstones_left));
+  write_metrics(metrics);
+}
+
 int run_publish(const Arguments& args) {
   const std::optional<exporter::ExportLock> lock = exporter::ExportLock::try_acquire(args.out);
   if (!lock) {
-    std::cerr << "exporter: publish: " << args.out
-              << "/.publish.lock is held by another compile or publish; not run" << std::endl;
+    g_log << "exporter: publish: " << args.out
+          << "/.publish.lock is held by another compile or publish; not run" << std::endl;
     return static_cast<int>(exporter::PublishOutcome::kLocked);
   }
-  const exporter::PublishResult result = exporter::publish(args.publish, std::cerr);
-  std::cerr << "exporter: " << result.summary << std::endl;
+  const auto started = std::chrono::steady_clock::now();
+  const exporter::PublishResult result = exporter::publish(args.publish, g_log);
+  (result.failed_step.empty() ? g_log : g_error_log) << "exporter: " << result.summary << std::endl;
+  exporter::MetricsFile metrics(args.metrics_file);
+  metrics.set("exporter_stage_duration_seconds", {{"stage", "publish"}},
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  record_publish(metrics, args, result, count_tombstones(args.tombstone_dir));
   return static_cast<int>(result.outcome);
 }
 
 // Writes one version folder (`compile`, `synthesize`, or a watch cycle,
 // which compiles) and returns its name. The caller holds the lock.
+std::string compile_once(const Arguments& args, const std::string& command);
+
+// compile_once with its metrics: entries per target, duration, failures.
+std::string compile_with_metrics(const Arguments& args, const std::string& command) {
+  exporter::MetricsFile metrics(command == "compile" ? args.metrics_file : std::string());
+  const auto started = std::chrono::steady_clock::now();
+  metrics.set("exporter_last_run_timestamp_seconds", {{"command", "compile"}},
+              exporter::unix_now());
+  try {
+    std::string version = compile_once(args, command);
+    if (metrics.enabled()) {
+      metrics.set(
+          "exporter_stage_duration_seconds", {{"stage", "compile"}},
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      metrics.set("exporter_last_success_timestamp_seconds", {{"command", "compile"}},
+                  exporter::unix_now());
+      metrics.add("exporter_runs_total", {{"command", "compile"}, {"outcome", "ok"}}, 1);
+      const std::string folder = args.out + "/" + version;
+      for (const auto& [target, entries] : manifest_entries(folder)) {
+        if (target == "exclusions") {
+          metrics.set("exporter_compiled_exclusions", {}, entries);
+        } else {
+          metrics.set("exporter_compiled_entries", {{"target", target}}, entries);
+        }
+      }
+      write_metrics(metrics);
+    }
+    return version;
+  } catch (const std::exception&) {
+    metrics.add("exporter_runs_total", {{"command", "compile"}, {"outcome", "failed"}}, 1);
+    metrics.add("exporter_failures_total", {{"stage", "compile"}}, 1);
+    write_metrics(metrics);
+    throw;
+  }
+}
+
 std::string compile_once(const Arguments& args, const std::string& command) {
   const core::Env env;
   exporter::BundleOptions options = bundle_options(env, args);
@@ -288,13 +437,14 @@ std::string compile_once(const Arguments& args, const std::string& command) {
     }
   }
   const std::string dir = exporter::write_bundle(bundle, args.out);
-  std::cerr << "exporter: wrote " << dir << ": " << bundle.input_entries << " links, nginx "
-            << bundle.nginx.entries << " (map_hash_bucket_size " << bundle.nginx.sizing.bucket_size
-            << ", map_hash_max_size " << bundle.nginx.sizing.max_size << "), cloudflare "
-            << bundle.cloudflare.entries << " (+" << bundle.cloudflare.left_out
-            << " over cap), cloudfront " << bundle.cloudfront.entries << " (+"
-            << bundle.cloudfront.left_out << " over cap), " << bundle.exclusions.size()
-            << " exclusions, digest " << bundle.digest << std::endl;
+  g_log << "exporter: wrote " << dir << ": " << bundle.input_entries << " links, nginx "
+        << bundle.nginx.entries << " (map_hash_bucket_size " << bundle.nginx.sizing.bucket_size
+        << ", map_hash_max_size " << bundle.nginx.sizing.max_size << "), cloudflare "
+        << bundle.cloudflare.entries << " (+" << bundle.cloudflare.left_out
+        << " over cap), cloudfront " << bundle.cloudfront.entries << " (+"
+        << bundle.cloudfront.left_out << " over cap), " << bundle.exclusions.size()
+        << " exclusions, digest " << bundle.digest << std::endl;
+
   return bundle.version;
 }
 
@@ -317,9 +467,14 @@ int run_watch(const Arguments& args) {
   sigaction(SIGINT, &action, nullptr);
   Arguments compile_args = args;
   compile_args.version.clear();  // each cycle names its own version
+  exporter::MetricsFile metrics(args.metrics_file);
+  options.after_publish = [&metrics, &args](const exporter::PublishResult& result,
+                                            std::size_t tombstones_left) {
+    record_publish(metrics, args, result, tombstones_left);
+  };
   return exporter::watch(
-      options, [&compile_args] { return compile_once(compile_args, "compile"); }, g_stop,
-      std::cerr);
+      options, [&compile_args] { return compile_with_metrics(compile_args, "compile"); }, g_stop,
+      g_log);
 }
 
 // Renders the template into args.out (written to a temporary file, then
@@ -357,7 +512,7 @@ int run_edge_config(const Arguments& args) {
     if (!out.flush()) throw std::runtime_error("cannot write " + tmp);
   }
   std::filesystem::rename(tmp, args.out);
-  std::cerr << "exporter: wrote " << args.out << " (edge on " << params.listen << ")" << std::endl;
+  g_log << "exporter: wrote " << args.out << " (edge on " << params.listen << ")" << std::endl;
   return 0;
 }
 
@@ -371,11 +526,11 @@ int run(const Arguments& args) {
   // Taken first, so `compile && publish` never interleaves with another run.
   const std::optional<exporter::ExportLock> lock = exporter::ExportLock::try_acquire(args.out);
   if (!lock) {
-    std::cerr << "exporter: " << args.command << ": " << args.out
-              << "/.publish.lock is held by another compile or publish; not run" << std::endl;
+    g_log << "exporter: " << args.command << ": " << args.out
+          << "/.publish.lock is held by another compile or publish; not run" << std::endl;
     return static_cast<int>(exporter::PublishOutcome::kLocked);
   }
-  compile_once(args, args.command);
+  compile_with_metrics(args, args.command);
   return 0;
 }
 
@@ -392,7 +547,7 @@ int main(int argc, char** argv) {
   try {
     return run(args);
   } catch (const std::exception& e) {
-    std::cerr << "exporter: " << e.what() << std::endl;
+    g_error_log << "exporter: " << e.what() << std::endl;
     return 1;
   }
 }

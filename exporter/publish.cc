@@ -529,7 +529,27 @@ std::vector<std::string> list_versions(const std::string& exports_dir) {
   return versions;
 }
 
-PublishResult publish(const PublishOptions& options, std::ostream& progress) {
+namespace {
+
+// The outcome and summary of publish_steps().
+struct StepsResult {
+  PublishOutcome outcome;
+  std::string summary;
+};
+
+// What publish() reports besides its outcome, filled in as the steps run.
+struct StepTimes {
+  std::string failed_step;
+  bool rollback_failed = false;
+  std::chrono::milliseconds validate{0};
+  std::chrono::milliseconds activate{0};
+};
+
+std::chrono::milliseconds ms_between(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(to - from);
+}
+
+StepsResult publish_steps(const PublishOptions& options, std::ostream& progress, StepTimes& times) {
   if (options.keep == 0) throw std::invalid_argument("keep must be at least 1");
   parse_url(options.probe_url);
   const auto started = Clock::now();
@@ -607,6 +627,7 @@ PublishResult publish(const PublishOptions& options, std::ostream& progress) {
     say("validating with nginx -t");
     validate(options, folder);
     validated_at = Clock::now();
+    times.validate = ms_between(started, validated_at);
     say("valid (" + seconds_text(validated_at - started) + "); swapping " + options.live_link +
         " -> " + new_target);
     try {
@@ -629,6 +650,12 @@ PublishResult publish(const PublishOptions& options, std::ostream& progress) {
     reload(*master);
     await_version(options, version, *master, "probe");
   } catch (const StepError& failure) {
+    times.failed_step = failure.step;
+    if (validated_at == Clock::time_point{}) {
+      times.validate = ms_between(started, Clock::now());
+    } else {
+      times.activate = ms_between(validated_at, Clock::now());
+    }
     std::string summary =
         "publish of " + version + " failed at " + failure.step + ": " + failure.cause;
     if (!swapped) return {PublishOutcome::kFailed, summary + "; nothing changed"};
@@ -644,9 +671,11 @@ PublishResult publish(const PublishOptions& options, std::ostream& progress) {
         await_version(options, previous_version, *master, "rollback probe");
       }
     } catch (const StepError& e) {
+      times.rollback_failed = true;
       return {PublishOutcome::kRollbackFailed,
               summary + "; ROLLBACK FAILED at " + e.step + ": " + e.cause};
     } catch (const std::exception& e) {
+      times.rollback_failed = true;
       return {PublishOutcome::kRollbackFailed, summary + "; ROLLBACK FAILED: " + e.what()};
     }
     return {PublishOutcome::kFailed,
@@ -654,6 +683,7 @@ PublishResult publish(const PublishOptions& options, std::ostream& progress) {
                 (previous_target ? previous_version + " serves" : std::string("link removed"))};
   }
   const auto live_at = Clock::now();
+  times.activate = ms_between(validated_at, live_at);
   const std::size_t removed = prune(options, {version}, progress);
   return {PublishOutcome::kPublished,
           "published " + version + " (" + manifest->digest + ") over " +
@@ -662,6 +692,24 @@ PublishResult publish(const PublishOptions& options, std::ostream& progress) {
               seconds_text(validated_at - started) + ", swap+reload+probe " +
               seconds_text(live_at - validated_at) + "); removed " + std::to_string(removed) +
               " old version(s)"};
+}
+
+}  // namespace
+
+PublishResult publish(const PublishOptions& options, std::ostream& progress) {
+  StepTimes times;
+  StepsResult steps = publish_steps(options, progress, times);
+  PublishResult result;
+  result.outcome = steps.outcome;
+  result.summary = std::move(steps.summary);
+  result.failed_step = times.failed_step;
+  if (result.failed_step.empty() && result.outcome == PublishOutcome::kFailed) {
+    result.failed_step = "select";  // the only failures before a step runs
+  }
+  result.rollback_failed = times.rollback_failed;
+  result.validate = times.validate;
+  result.activate = times.activate;
+  return result;
 }
 
 std::optional<ExportLock> ExportLock::try_acquire(const std::string& exports_dir) {

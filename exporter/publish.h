@@ -61,6 +61,14 @@ struct PublishResult {
   // One line without newline: what was published, or the failing step and
   // its cause (and the rollback's result).
   std::string summary;
+  // For metrics: the step that failed ("select", "validate", "swap",
+  // "reload", "probe"; "" on success or unchanged), whether the rollback
+  // failed too, and how long validation and activation (swap, reload,
+  // probe) took when they ran.
+  std::string failed_step;
+  bool rollback_failed = false;
+  std::chrono::milliseconds validate{0};
+  std::chrono::milliseconds activate{0};
 };
 
 // Runs one publish. Writes progress lines to `progress`. Expected failures

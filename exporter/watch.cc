@@ -297,6 +297,8 @@ int watch(const WatchOptions& options, const CompileFunction& compile,
       say("cycle in " + std::to_string(ms) + " ms: " + result.summary + "; " +
           std::to_string(removed) + " tombstones removed, " +
           std::to_string(tombstones->codes().size()) + " left");
+      // After the cycle's line: the metrics file (fsynced) never delays it.
+      if (options.after_publish) options.after_publish(result, tombstones->codes().size());
       if (!live_now) shared.request_cycle(Clock::now() + options.retry);
     } catch (const std::exception& e) {
       if (live_codes) shared.set_live(live_codes);

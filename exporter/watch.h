@@ -45,6 +45,9 @@ struct WatchOptions {
   std::chrono::milliseconds debounce{500};    // EXPORT_DEBOUNCE_MS
   std::chrono::milliseconds retry{2000};      // after a failed or locked cycle
   std::chrono::milliseconds reconnect{500};   // between LISTEN connection attempts
+  // Called after each cycle's publish, with the lock held, with the result
+  // and the number of tombstones left (for the metrics file). May be empty.
+  std::function<void(const PublishResult&, std::size_t tombstones_left)> after_publish;
 };
 
 // Writes a new version folder into the exports folder (the caller holds the

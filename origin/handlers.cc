@@ -175,7 +175,30 @@ bool Api::needs_database(const HttpRequest& request) const {
   }
 }
 
+metrics::Route Api::metrics_route(std::string_view target) {
+  switch (route_of(target).kind) {
+    case RouteKind::kHealth:
+      return metrics::Route::kHealth;
+    case RouteKind::kReady:
+      return metrics::Route::kReady;
+    case RouteKind::kMetrics:
+      return metrics::Route::kMetrics;
+    case RouteKind::kCreate:
+      return metrics::Route::kCreate;
+    case RouteKind::kLinkItem:
+      return metrics::Route::kLink;
+    case RouteKind::kLinkStats:
+      return metrics::Route::kStats;
+    case RouteKind::kRedirect:
+      return metrics::Route::kRedirect;
+    case RouteKind::kUnknown:
+      break;
+  }
+  return metrics::Route::kOther;
+}
+
 HttpResponse Api::handle(const HttpRequest& request) {
+  RequestLogScope log_scope(request.request_id);
   try {
     return dispatch(request);
   } catch (const StoreUnavailable& e) {
@@ -208,6 +231,10 @@ HttpResponse Api::dispatch(const HttpRequest& request) {
                                     (journal ? "ok" : "failing") + "\"}");
     }
     case RouteKind::kMetrics: {
+      if (!config_.metrics_allow.contains(request.client_ip)) {
+        return error_response(403, "forbidden",
+                              "metrics are not served to this address (see METRICS_ALLOW)");
+      }
       HttpResponse r;
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";
       r.body = metrics_text();
@@ -412,7 +439,7 @@ std::string Api::metrics_text() const {
     metric("origin_link_cache_max_bytes", "gauge", "Memory cap of the link cache.",
            cache_->max_bytes());
   }
-  if (extra_metrics_) out += extra_metrics_();
+  if (registry_ != nullptr) out += registry_->render();
   return out;
 }
 

@@ -14,6 +14,7 @@
 #include "core/url_policy.h"
 #include "origin/link_cache.h"
 #include "origin/link_store.h"
+#include "origin/metrics.h"
 #include "origin/origin_config.h"
 #include "origin/stats.h"
 
@@ -28,6 +29,7 @@ struct HttpRequest {
   std::string accept;
   std::string body;
   std::string client_ip;
+  std::string request_id;  // the X-Request-Id answered; log lines carry it
 };
 
 struct HttpResponse {
@@ -89,11 +91,13 @@ class Api {
   // Counts of redirect lookups that reached the store (for /metrics and tests).
   std::uint64_t store_lookups() const { return store_lookups_.load(std::memory_order_relaxed); }
 
-  // Appends more Prometheus text to /metrics (e.g. pool gauges). Call before
-  // serving; `source` must be thread-safe.
-  void set_extra_metrics(std::function<std::string()> source) {
-    extra_metrics_ = std::move(source);
-  }
+  // The registry whose rendering /metrics serves after the cache counters
+  // (may be null: no more). Call before serving; it must outlive the Api.
+  void set_metrics_registry(metrics::Registry* registry) { registry_ = registry; }
+  metrics::Registry* metrics_registry() const { return registry_; }
+
+  // The route label of a request to `target`, for metrics and logs.
+  static metrics::Route metrics_route(std::string_view target);
 
   // Reports whether visits can be journaled (for /readyz). Call before
   // serving; `probe` must be thread-safe.
@@ -119,7 +123,7 @@ class Api {
   core::UrlPolicyOptions url_policy_;
   std::string cache_control_;
   std::function<bool()> journal_ok_;
-  std::function<std::string()> extra_metrics_;
+  metrics::Registry* registry_ = nullptr;
   LinkStatsStore* stats_ = nullptr;
 };
 

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "core/visit_record.h"
 #include "origin/journal.h"
 #include "origin/log.h"
+#include "origin/metrics.h"
 #include "origin/single_flight.h"
 
 namespace origin {
@@ -49,6 +51,10 @@ struct Worker {
   std::optional<net::steady_timer> journal_timer;
   std::chrono::steady_clock::time_point next_journal_warning{};
   std::uint64_t journal_failures = 0;
+  // This thread's request counters (null without a registry) and the state
+  // of its request id generator.
+  metrics::RequestShard* metrics = nullptr;
+  std::uint64_t request_id_state = 0;
 };
 
 }  // namespace
@@ -174,6 +180,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // The whole request (headers and body) must arrive within the read timeout,
   // so a client trickling bytes is cut off.
   void read_request() {
+    started_ = Clock::now();
+    request_id_.clear();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_.config.max_header_bytes));
     parser_->body_limit(server_.config.max_body_bytes);
@@ -255,7 +263,37 @@ class Session : public std::enable_shared_from_this<Session> {
     request.accept = std::string(req[http::field::accept]);
     request.body = std::move(req.body());
     request.client_ip = client_ip_;
+    request.request_id = request_id();
     return request;
+  }
+
+  // The request's X-Request-Id when it sent a valid one, else a new id.
+  const std::string& request_id() {
+    if (!request_id_.empty()) return request_id_;
+    const std::string_view incoming = to_std(parser_->get()["X-Request-Id"]);
+    if (is_valid_request_id(incoming)) {
+      request_id_.assign(incoming);
+    } else {
+      generate_request_id(&worker_.request_id_state, &request_id_);
+    }
+    return request_id_;
+  }
+
+  // Counts the answered request and writes its access-log line if due.
+  void finish_request(metrics::Route route, int status) {
+    const Clock::duration elapsed = Clock::now() - started_;
+    if (worker_.metrics != nullptr) worker_.metrics->record(route, status, elapsed);
+    const OriginConfig::AccessLog mode = server_.config.access_log;
+    if (mode == OriginConfig::AccessLog::kOff) return;
+    if (mode == OriginConfig::AccessLog::kErrors && status < 500 &&
+        elapsed < server_.config.access_log_slow) {
+      return;
+    }
+    const http::request<http::string_body>& req = parser_->get();
+    log_access(request_id_, to_std(req.method_string()), to_std(req.target()),
+               metrics::route_name(route), status,
+               std::chrono::duration<double, std::milli>(elapsed).count(),
+               core::anonymize_ip(client_ip_, server_.config.ip_mode));
   }
 
   // A cache miss. The first session to miss a code loads it on a database
@@ -266,7 +304,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto executor = socket_.get_executor();
     // The work guard keeps this io_context running while the session waits
     // with no operation of its own pending.
-    bool leader = server_.redirect_flights.join(
+    const bool leader = server_.redirect_flights.join(
         code, [self = shared_from_this(), executor, shared_request, code,
                guard = std::make_shared<net::executor_work_guard<decltype(executor)>>(executor)](
                   const std::shared_ptr<const RedirectLookup>& result) {
@@ -274,6 +312,9 @@ class Session : public std::enable_shared_from_this<Session> {
             self->send(self->server_.api.render_redirect(*shared_request, code, *result));
           });
         });
+    if (worker_.metrics != nullptr) {
+      leader ? worker_.metrics->flight_led() : worker_.metrics->flight_joined();
+    }
     if (!leader) return;
     HttpServer::Impl& server = server_;
     if (server.pending_db.fetch_add(1) >= server.config.max_pending_db_requests) {
@@ -282,7 +323,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     auto enqueued = std::chrono::steady_clock::now();
-    net::post(server.db_workers, [&server, code = std::move(code), enqueued] {
+    net::post(server.db_workers, [&server, code = std::move(code), enqueued, shared_request] {
+      RequestLogScope log_scope(shared_request->request_id);
       auto result = std::make_shared<RedirectLookup>();
       // A load that waited longer than a client would answers "unavailable".
       if (std::chrono::steady_clock::now() - enqueued <= server.config.database.acquire_timeout) {
@@ -355,8 +397,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void send(HttpResponse response) {
+    RequestLogScope log_scope(request_id());
+    response.headers.emplace_back("X-Request-Id", request_id_);
     if (!response.visit_code.empty() && worker_.journal)
       journal_visit(response.visit_code, response.status);
+    finish_request(Api::metrics_route(to_std(parser_->get().target())), response.status);
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(response.status), 11);
     res->set(http::field::server, "shortener-origin");
@@ -384,6 +429,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Connection: close when not keeping alive, Content-Length: 0; the same
   // for HEAD), serialized by hand into a buffer kept by the session.
   void send_redirect(const std::string& code, int status) {
+    RequestLogScope log_scope(request_id());
     if (worker_.journal) journal_visit(code, status);
     const bool keep_alive = keep_alive_ && !worker_.draining;
     out_.assign("HTTP/1.1 ");
@@ -397,8 +443,11 @@ class Session : public std::enable_shared_from_this<Session> {
     out_.append(location_);
     out_.append("\r\nCache-Control: ");
     out_.append(server_.api.redirect_cache_control());
+    out_.append("\r\nX-Request-Id: ");
+    out_.append(request_id_);
     out_.append(keep_alive ? "\r\nContent-Length: 0\r\n\r\n"
                            : "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    finish_request(metrics::Route::kRedirect, status);
     write_out(!keep_alive);
   }
 
@@ -446,6 +495,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Worker& worker_;
   HttpServer::Impl& server_;
   std::string client_ip_;
+  Clock::time_point started_{};  // first byte of the current request
+  std::string request_id_;       // of the current request; "" until known
   // Reused by every request of the session, so a cached redirect allocates
   // little: the cache fills lookup_ in place, the response goes into out_.
   RedirectLookup lookup_;
@@ -480,6 +531,11 @@ HttpServer::Impl::Impl(const OriginConfig& cfg, Api& a)
           config.journal_dir, config.journal_instance + "-t" + std::to_string(i), journal_options);
     }
     worker->journal_timer.emplace(worker->ioc);
+    if (metrics::Registry* registry = api.metrics_registry()) {
+      worker->metrics = &registry->add_request_shard();
+    }
+    worker->request_id_state =
+        (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
     workers_.push_back(std::move(worker));
   }
 }

@@ -12,6 +12,7 @@
 #include "core/json.h"
 #include "origin/ingester.h"
 #include "origin/log.h"
+#include "origin/metrics_sources.h"
 #include "origin/migrations.h"
 
 namespace origin {
@@ -21,11 +22,14 @@ constexpr const char* kUsage =
     "usage: origin ingest --source NAME=PATH [--source NAME=PATH ...] [--once]\n"
     "  --source NAME=PATH  follow PATH (a journal directory, or a log file such as nginx's\n"
     "                      edge log) and checkpoint it as NAME; repeatable\n"
-    "  --once              ingest what is there, then exit (default: follow until SIGTERM)\n";
+    "  --once              ingest what is there, then exit (default: follow until SIGTERM)\n"
+    "  --metrics-file FILE write the ingesters' metrics there every 5 s and at exit, in\n"
+    "                      node_exporter's textfile format (default: INGEST_METRICS_FILE)\n";
 
 struct Arguments {
   std::vector<IngestSource> sources;
   bool once = false;
+  std::string metrics_file;
 };
 
 // Parsed arguments, or nullopt after printing what is wrong.
@@ -38,6 +42,14 @@ std::optional<Arguments> parse_arguments(const std::vector<std::string>& args) {
     std::string value;
     if (arg == "--once") {
       parsed.once = true;
+      continue;
+    }
+    if (arg == "--metrics-file") {
+      if (i + 1 >= args.size()) {
+        std::cerr << "origin ingest: --metrics-file needs a path\n" << kUsage;
+        return std::nullopt;
+      }
+      parsed.metrics_file = args[++i];
       continue;
     }
     if (arg == "--source") {
@@ -129,6 +141,7 @@ int run_ingest_command(const std::vector<std::string>& args) {
     const core::Env env;
     options = load_ingester_options(env);
     store_options = load_visit_store_options(env);
+    if (parsed->metrics_file.empty()) parsed->metrics_file = env.text("INGEST_METRICS_FILE", "");
   } catch (const core::ConfigError& e) {
     std::cerr << "origin ingest: " << e.what() << std::endl;
     return 1;
@@ -176,8 +189,24 @@ int run_ingest_command(const std::vector<std::string>& args) {
     });
   }
 
+  // node_exporter reads the file; written atomically, so never half.
+  const auto write_metrics = [&running, &parsed] {
+    if (parsed->metrics_file.empty()) return;
+    std::vector<const Ingester*> ingesters;
+    for (auto& r : running) ingesters.push_back(r->ingester.get());
+    core::PromText text;
+    metrics::render_ingesters(text, ingesters);
+    try {
+      core::write_file_atomically(parsed->metrics_file, text.text());
+    } catch (const std::exception& e) {
+      log_event("warn", "cannot write the metrics file", {{"error", e.what()}});
+    }
+  };
+  constexpr int kTicksPerMetricsWrite = 50;  // 5 s
+  int ticks = 0;
   bool interrupted = false;
   for (;;) {
+    if (++ticks % kTicksPerMetricsWrite == 0) write_metrics();
     timespec tick{0, 100'000'000};
     const int received = sigtimedwait(&signals, nullptr, &tick);
     if (received == SIGTERM || received == SIGINT) {
@@ -194,6 +223,7 @@ int run_ingest_command(const std::vector<std::string>& args) {
   for (auto& r : running) {
     if (r->thread.joinable()) r->thread.join();
   }
+  write_metrics();
   bool all_caught_up = true;
   for (auto& r : running) {
     all_caught_up = all_caught_up && r->caught_up;

@@ -18,6 +18,8 @@
 #include "origin/ingester.h"
 #include "origin/link_cache.h"
 #include "origin/log.h"
+#include "origin/metrics.h"
+#include "origin/metrics_sources.h"
 #include "origin/migrations.h"
 #include "origin/origin_config.h"
 #include "origin/pg_link_store.h"
@@ -76,6 +78,8 @@ int serve() {
       config.database.url, [&cache](const std::string& code) { cache.invalidate(code); },
       [&cache] { cache.clear(); });
   origin::Api api(config, store, &health, &cache);
+  origin::metrics::Registry metrics_registry;
+  api.set_metrics_registry(&metrics_registry);
   std::error_code mkdir_error;
   if (config.journal_dir != origin::kJournalOff) {
     std::filesystem::create_directories(config.journal_dir, mkdir_error);
@@ -108,40 +112,24 @@ int serve() {
         *visit_store, origin::load_ingester_options(core::Env()));
     ingester->start();
   }
-  api.set_extra_metrics([&pool, &ingester, &stats_store] {
-    const core::PgPool::Stats s = pool.stats();
-    std::string ingest;
+  // Scraped on demand: nothing here runs per request.
+  metrics_registry.add_collector([&pool, &ingester, &config, &stats_store](core::PromText& out) {
+    origin::metrics::render_pool(out, pool);
     if (ingester) {
-      const origin::IngesterStats i = ingester->stats();
-      ingest = "# TYPE origin_ingest_lines_total counter\norigin_ingest_lines_total " +
-               std::to_string(i.lines_ingested) +
-               "\n# TYPE origin_ingest_dead_letters_total counter\n"
-               "origin_ingest_dead_letters_total " +
-               std::to_string(i.lines_dead_lettered) +
-               "\n# TYPE origin_ingest_lag_bytes gauge\norigin_ingest_lag_bytes " +
-               std::to_string(i.lag_bytes) +
-               "\n# TYPE origin_ingest_oldest_unread_seconds gauge\n"
-               "origin_ingest_oldest_unread_seconds " +
-               std::to_string(static_cast<double>(i.oldest_unread_age.count()) / 1000.0) + "\n";
+      origin::metrics::render_ingesters(out, {&*ingester});
+      origin::metrics::render_journal_dir(out, config.journal_dir);
     }
     const origin::PgLinkStatsStore::Counters reads = stats_store.counters();
-    ingest +=
-        "# TYPE origin_stats_reads_total counter\n"
-        "origin_stats_reads_total{database=\"replica\"} " +
-        std::to_string(reads.replica_reads) + "\norigin_stats_reads_total{database=\"primary\"} " +
-        std::to_string(reads.primary_reads) +
-        "\n# TYPE origin_stats_replica_failures_total counter\n"
-        "origin_stats_replica_failures_total " +
-        std::to_string(reads.replica_failures) +
-        "\n# TYPE origin_stats_replica_failing gauge\norigin_stats_replica_failing " +
-        (reads.replica_failing ? "1" : "0") + "\n";
-    return ingest + "# TYPE origin_db_pool_open gauge\norigin_db_pool_open " +
-           std::to_string(s.open) + "\n# TYPE origin_db_pool_in_use gauge\norigin_db_pool_in_use " +
-           std::to_string(s.in_use) +
-           "\n# TYPE origin_db_pool_waits_total counter\norigin_db_pool_waits_total " +
-           std::to_string(s.waits) +
-           "\n# TYPE origin_db_pool_timeouts_total counter\norigin_db_pool_timeouts_total " +
-           std::to_string(s.timeouts) + "\n";
+    out.family("origin_stats_reads_total", "counter",
+               "Stats queries answered, by the database that answered them.");
+    out.sample("origin_stats_reads_total", {{"database", "replica"}}, reads.replica_reads);
+    out.sample("origin_stats_reads_total", {{"database", "primary"}}, reads.primary_reads);
+    out.single("origin_stats_replica_failures_total", "counter",
+               "Stats queries the replica (DATABASE_READ_URL) failed to answer.",
+               static_cast<std::uint64_t>(reads.replica_failures));
+    out.single("origin_stats_replica_failing", "gauge",
+               "1 while stats are read on the primary because the replica failed.",
+               static_cast<std::uint64_t>(reads.replica_failing ? 1 : 0));
   });
 
   std::thread signal_thread([&server, signals] {

@@ -45,6 +45,26 @@ std::string host_of(const std::string& url) {
       rest.substr(0, rest.rfind(':') == std::string::npos ? rest.size() : rest.rfind(':')));
 }
 
+void load_observability(const core::Env& env, OriginConfig& config) {
+  const std::string allow = env.text("METRICS_ALLOW", "127.0.0.0/8,::1/128");
+  std::string error;
+  auto ranges = AddressRanges::parse(allow, &error);
+  if (!ranges) throw core::ConfigError("METRICS_ALLOW: " + error);
+  config.metrics_allow = std::move(*ranges);
+  const std::string access = env.text("ACCESS_LOG", "errors");
+  if (access == "off") {
+    config.access_log = OriginConfig::AccessLog::kOff;
+  } else if (access == "errors") {
+    config.access_log = OriginConfig::AccessLog::kErrors;
+  } else if (access == "all") {
+    config.access_log = OriginConfig::AccessLog::kAll;
+  } else {
+    throw core::ConfigError("ACCESS_LOG must be off, errors or all, got '" + access + "'");
+  }
+  config.access_log_slow =
+      std::chrono::milliseconds(env.integer("ACCESS_LOG_SLOW_MS", 500, 1, 3600000));
+}
+
 }  // namespace
 
 OriginConfig load_origin_config(const core::Env& env) {
@@ -111,6 +131,7 @@ OriginConfig load_origin_config(const core::Env& env) {
       static_cast<std::size_t>(env.integer("LINK_CACHE_MAX_BYTES", 160ll << 20, 0, 1ll << 40));
   config.link_cache_negative_ttl =
       std::chrono::milliseconds(env.integer("LINK_CACHE_NEGATIVE_TTL_MS", 5000, 0, 3600000));
+  load_observability(env, config);
   return config;
 }
 

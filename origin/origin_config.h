@@ -8,6 +8,7 @@
 
 #include "core/config.h"
 #include "core/visit_record.h"
+#include "origin/address_ranges.h"
 
 namespace origin {
 
@@ -46,13 +47,21 @@ struct OriginConfig {
   // In-process cache of redirect answers (link_cache.h).
   std::size_t link_cache_max_bytes = std::size_t{160} << 20;
   std::chrono::milliseconds link_cache_negative_ttl{5000};
+
+  // Observability: who may GET /metrics (METRICS_ALLOW, default loopback) and
+  // which requests get an access-log line (ACCESS_LOG, ACCESS_LOG_SLOW_MS).
+  AddressRanges metrics_allow;
+  enum class AccessLog { kOff, kErrors, kAll };
+  AccessLog access_log = AccessLog::kErrors;
+  std::chrono::milliseconds access_log_slow{500};
 };
 
 // Reads ORIGIN_LISTEN, PUBLIC_BASE_URL, ORIGIN_THREADS, CODE_LENGTH,
 // REDIRECT_MAX_AGE, MAX_BODY_BYTES, ORIGIN_READ_TIMEOUT_S, ORIGIN_IDLE_TIMEOUT_S
 // JOURNAL_DIR, ORIGIN_INSTANCE, JOURNAL_MAX_BYTES, JOURNAL_MAX_AGE_S,
-// VISIT_IP_MODE, the database variables, DATABASE_READ_URL and DB_READ_POOL_SIZE. Throws
-// core::ConfigError naming the variable.
+// VISIT_IP_MODE, METRICS_ALLOW, ACCESS_LOG, ACCESS_LOG_SLOW_MS, the database
+// variables, DATABASE_READ_URL and DB_READ_POOL_SIZE. Throws core::ConfigError
+// naming the variable.
 OriginConfig load_origin_config(const core::Env& env);
 
 }  // namespace origin

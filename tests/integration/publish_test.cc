@@ -378,5 +378,43 @@ TEST_F(Publish, KeepsOnlyTheLastVersions) {
   EXPECT_EQ(exporter::list_versions(exports_), (std::vector<std::string>{"v9", "v10"}));
 }
 
+// --metrics-file: each publish updates the textfile (runs by outcome, last
+// success, live entries, stage durations), and the counts add up across runs.
+TEST_F(Publish, MetricsFileFollowsEachPublish) {
+  const std::string metrics = root_ + "/exporter.prom";
+  const auto value = [&metrics](const std::string& series) {
+    const std::string text = read_text(metrics);
+    const std::size_t at = ("\n" + text).find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + series.size() + 1));
+  };
+  write_version("v1", entries_for("one"));
+  const CommandResult first = publish({"--version", "v1", "--metrics-file", metrics});
+  ASSERT_TRUE(first.exit && first.exit->code == 0) << first.describe();
+  start_nginx("v1");
+  EXPECT_EQ(value(R"(exporter_runs_total{command="publish",outcome="published"})"), 1);
+  const double first_success =
+      value(R"(exporter_last_success_timestamp_seconds{command="publish"})");
+  EXPECT_GT(first_success, 1.7e9);
+
+  write_version("v2", entries_for("two", {"fresh", "fresher"}));
+  const CommandResult second = publish({"--metrics-file", metrics});
+  ASSERT_TRUE(second.exit && second.exit->code == 0) << second.describe();
+  EXPECT_EQ(value(R"(exporter_runs_total{command="publish",outcome="published"})"), 2);
+  EXPECT_EQ(value(R"(exporter_live_entries{target="nginx"})"),
+            static_cast<double>(kCodes.size() + 2));
+  EXPECT_GE(value(R"(exporter_last_success_timestamp_seconds{command="publish"})"), first_success);
+  EXPECT_GT(value(R"(exporter_stage_duration_seconds{stage="validate"})"), 0);
+  EXPECT_GT(value(R"(exporter_stage_duration_seconds{stage="activate"})"), 0)
+      << "swap, reload and probe of a running nginx";
+  EXPECT_EQ(value("exporter_tombstones_pending"), 0);
+
+  write_version("v3", entries_for("two", {"fresh", "fresher"}));
+  const CommandResult same = publish({"--metrics-file", metrics});
+  ASSERT_TRUE(same.exit && same.exit->code == 3) << same.describe();
+  EXPECT_EQ(value(R"(exporter_runs_total{command="publish",outcome="unchanged"})"), 1);
+  EXPECT_EQ(value(R"(exporter_runs_total{command="publish",outcome="published"})"), 2);
+  EXPECT_EQ(value(R"(exporter_failures_total{stage="validate"})"), -1) << "nothing failed";
+}
+
 }  // namespace
 }  // namespace integration
