@@ -40,7 +40,7 @@ void enable_keepalives(int fd) {
 class ChangeListener::Receiver : public pqxx::notification_receiver {
  public:
   Receiver(pqxx::connection_base& conn, ChangeListener& owner)
-      : pqxx::notification_receiver(conn, kLinkChangedChannel), owner_(owner) {}
+      : pqxx::notification_receiver(conn, owner.channel_), owner_(owner) {}
 
   void operator()(const std::string& payload, int /*backend_pid*/) override {
     owner_.report_change(payload);
@@ -51,8 +51,9 @@ class ChangeListener::Receiver : public pqxx::notification_receiver {
 };
 
 ChangeListener::ChangeListener(std::string url, OnChange on_change, OnReset on_reset,
-                               std::chrono::milliseconds retry_interval)
+                               std::chrono::milliseconds retry_interval, std::string channel)
     : url_(std::move(url)),
+      channel_(std::move(channel)),
       on_change_(std::move(on_change)),
       on_reset_(std::move(on_reset)),
       retry_interval_(retry_interval) {
@@ -113,7 +114,7 @@ void ChangeListener::listen_once(bool& logged_down) {
   } catch (const std::exception& e) {
     if (!logged_down) {
       log_event("warn", "not listening for link changes; reconnecting",
-                {{"error", first_line(e.what())}});
+                {{"channel", channel_}, {"error", first_line(e.what())}});
     }
     logged_down = true;
   }

@@ -39,9 +39,12 @@ class ChangeListener {
   using OnChange = std::function<void(const std::string& code)>;
   using OnReset = std::function<void()>;
 
-  // Starts the thread. `url` is a libpq connection string or URI.
+  // Starts the thread. `url` is a libpq connection string or URI. The same
+  // machinery follows other channels (e.g. api_key_changed): on_change then
+  // receives that channel's payload.
   ChangeListener(std::string url, OnChange on_change, OnReset on_reset,
-                 std::chrono::milliseconds retry_interval = std::chrono::milliseconds(250));
+                 std::chrono::milliseconds retry_interval = std::chrono::milliseconds(250),
+                 std::string channel = kLinkChangedChannel);
   ~ChangeListener();  // stop()s and joins the thread
   ChangeListener(const ChangeListener&) = delete;
   ChangeListener& operator=(const ChangeListener&) = delete;
@@ -63,6 +66,7 @@ class ChangeListener {
   void report_reset();
 
   const std::string url_;
+  const std::string channel_;
   const OnChange on_change_;
   const OnReset on_reset_;
   const std::chrono::milliseconds retry_interval_;

@@ -10,17 +10,21 @@
 #include <vector>
 
 #include "core/config.h"
+#include "origin/authenticator.h"
 #include "origin/change_listener.h"
 #include "origin/db_health.h"
 #include "origin/handlers.h"
 #include "origin/http_server.h"
 #include "origin/ingest_command.h"
 #include "origin/ingester.h"
+#include "origin/keys_command.h"
 #include "origin/link_cache.h"
 #include "origin/log.h"
 #include "origin/migrations.h"
 #include "origin/origin_config.h"
+#include "origin/pg_key_store.h"
 #include "origin/pg_link_store.h"
+#include "origin/rate_limit_janitor.h"
 
 namespace {
 
@@ -30,6 +34,8 @@ constexpr const char* kUsage =
     "  migrate   apply pending database migrations\n"
     "  ingest --source NAME=PATH [--source ...] [--once]\n"
     "            load visit logs (an nginx edge log, or a journal directory)\n"
+    "  keys create --name NAME [--admin] | keys revoke NAME | keys list\n"
+    "            manage API keys (a new key is printed once)\n"
     "  version   print the version\n";
 
 int migrate() {
@@ -76,6 +82,16 @@ int serve() {
       config.database.url, [&cache](const std::string& code) { cache.invalidate(code); },
       [&cache] { cache.clear(); });
   origin::Api api(config, store, &health, &cache);
+  // Verified keys are cached briefly; a change of any key row (a revocation)
+  // empties the cache of every instance through NOTIFY.
+  origin::PgKeyStore key_store(pool);
+  origin::Authenticator authenticator(key_store, config.api_key_cache_ttl);
+  origin::ChangeListener key_listener(
+      config.database.url, [&authenticator](const std::string&) { authenticator.forget_all(); },
+      [&authenticator] { authenticator.forget_all(); }, std::chrono::milliseconds(250),
+      "api_key_changed");
+  api.set_authenticator(&authenticator);
+  origin::RateLimitJanitor rate_limit_janitor(pool, config.rate_limit_cleanup_interval);
   std::error_code mkdir_error;
   if (config.journal_dir != origin::kJournalOff) {
     std::filesystem::create_directories(config.journal_dir, mkdir_error);
@@ -134,6 +150,7 @@ int serve() {
                     {{"address", config.listen_host + ":" + std::to_string(config.listen_port)},
                      {"threads", std::to_string(config.threads)},
                      {"public_base_url", config.public_base_url},
+                     {"open_shorten", config.open_shorten ? "true" : "false"},
                      {"journal", config.journal_dir + "/" + config.journal_instance + "-t*"}});
   server.run();
   signal_thread.join();
@@ -144,6 +161,10 @@ int serve() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "keys") {
+    setenv("PGCONNECT_TIMEOUT", "2", 0);
+    return origin::run_keys_command(std::vector<std::string>(argv + 2, argv + argc));
+  }
   if (argc >= 2 && std::string(argv[1]) == "ingest") {
     setenv("PGCONNECT_TIMEOUT", "2", 0);
     return origin::run_ingest_command(std::vector<std::string>(argv + 2, argv + argc));

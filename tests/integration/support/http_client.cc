@@ -100,6 +100,7 @@ struct HttpClient::Impl {
   beast::tcp_stream stream{ioc};
   beast::flat_buffer buffer;
   bool connected = false;
+  Headers default_headers;
 };
 
 HttpClient::HttpClient(std::string host, uint16_t port, std::chrono::milliseconds timeout)
@@ -110,6 +111,10 @@ HttpClient::HttpClient(HttpClient&&) noexcept = default;
 HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 
 void HttpClient::set_timeout(std::chrono::milliseconds timeout) { impl_->timeout = timeout; }
+
+void HttpClient::set_default_headers(Headers headers) {
+  impl_->default_headers = std::move(headers);
+}
 
 void HttpClient::close() {
   if (impl_->connected) impl_->disconnect();
@@ -129,6 +134,7 @@ Response HttpClient::request(std::string_view method, std::string_view target,
   req.version(11);
   req.set(http::field::host, c.host + ":" + std::to_string(c.port));
   req.set(http::field::user_agent, "shortener-integration-tests");
+  for (const auto& [name, value] : c.default_headers) req.set(name, value);
   for (const auto& [name, value] : headers) req.set(name, value);
   req.body() = std::string(body);
   req.prepare_payload();
