@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace origin {
 
@@ -39,12 +40,18 @@ class ChangeListener {
   using OnChange = std::function<void(const std::string& code)>;
   using OnReset = std::function<void()>;
 
-  // Starts the thread. `url` is a libpq connection string or URI. The same
-  // machinery follows other channels (e.g. api_key_changed): on_change then
-  // receives that channel's payload.
+  // Another channel followed on the same connection (e.g. api_key_changed):
+  // its on_change receives that channel's payloads, under the same contract.
+  struct ExtraChannel {
+    std::string name;
+    OnChange on_change;
+  };
+
+  // Starts the thread. `url` is a libpq connection string or URI. on_reset
+  // covers the extra channels too.
   ChangeListener(std::string url, OnChange on_change, OnReset on_reset,
                  std::chrono::milliseconds retry_interval = std::chrono::milliseconds(250),
-                 std::string channel = kLinkChangedChannel);
+                 std::vector<ExtraChannel> extra_channels = {});
   ~ChangeListener();  // stop()s and joins the thread
   ChangeListener(const ChangeListener&) = delete;
   ChangeListener& operator=(const ChangeListener&) = delete;
@@ -62,14 +69,14 @@ class ChangeListener {
   void loop();
   void listen_once(bool& logged_down);
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
-  void report_change(const std::string& code);
+  void report_change(const OnChange& on_change, const std::string& payload);
   void report_reset();
 
   const std::string url_;
-  const std::string channel_;
   const OnChange on_change_;
   const OnReset on_reset_;
   const std::chrono::milliseconds retry_interval_;
+  const std::vector<ExtraChannel> extra_channels_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> listening_{false};
   bool reset_pending_ = false;  // used by the listener thread only

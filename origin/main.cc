@@ -76,20 +76,21 @@ int serve() {
   cache_options.max_bytes = config.link_cache_max_bytes;
   cache_options.negative_ttl = config.link_cache_negative_ttl;
   origin::LinkCache cache(cache_options);
+  // Verified keys are cached briefly; a change of any key row (a revocation)
+  // empties the cache of every instance through NOTIFY api_key_changed.
+  origin::PgKeyStore key_store(pool);
+  origin::Authenticator authenticator(key_store, config.api_key_cache_ttl);
   // Every instance drops a changed code within a NOTIFY's latency; after a
   // reconnect, notifications may have been missed, so everything goes.
   origin::ChangeListener listener(
       config.database.url, [&cache](const std::string& code) { cache.invalidate(code); },
-      [&cache] { cache.clear(); });
+      [&cache, &authenticator] {
+        cache.clear();
+        authenticator.forget_all();
+      },
+      std::chrono::milliseconds(250),
+      {{"api_key_changed", [&authenticator](const std::string&) { authenticator.forget_all(); }}});
   origin::Api api(config, store, &health, &cache);
-  // Verified keys are cached briefly; a change of any key row (a revocation)
-  // empties the cache of every instance through NOTIFY.
-  origin::PgKeyStore key_store(pool);
-  origin::Authenticator authenticator(key_store, config.api_key_cache_ttl);
-  origin::ChangeListener key_listener(
-      config.database.url, [&authenticator](const std::string&) { authenticator.forget_all(); },
-      [&authenticator] { authenticator.forget_all(); }, std::chrono::milliseconds(250),
-      "api_key_changed");
   api.set_authenticator(&authenticator);
   origin::RateLimitJanitor rate_limit_janitor(pool, config.rate_limit_cleanup_interval);
   std::error_code mkdir_error;
