@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
+
+#include "origin/origin_config.h"
 
 namespace origin {
 namespace {
@@ -141,6 +144,52 @@ TEST(ClientIp, RateLimitSubjectGroupsAnIpv6SubscriberByItsSlash64) {
   EXPECT_EQ(rate_limit_subject(ip("2001:db8:1:2::1")),
             rate_limit_subject(ip("2001:db8:1:2::ffff")));
   EXPECT_NE(rate_limit_subject(ip("2001:db8:1:2::1")), rate_limit_subject(ip("2001:db8:1:3::1")));
+}
+
+OriginConfig config_from(const std::map<std::string, std::string>& vars) {
+  return load_origin_config(core::Env([&vars](const char* name) -> const char* {
+    auto it = vars.find(name);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  }));
+}
+
+TEST(OriginConfigAccess, DefaultsAreClosedWithAThousandPerMinute) {
+  const OriginConfig c = config_from({});
+  EXPECT_FALSE(c.open_shorten);
+  EXPECT_EQ(c.create_per_ip_per_min, 1000);
+  EXPECT_EQ(c.create_per_key_per_min, 1000);
+  EXPECT_TRUE(c.trusted_proxies.empty());
+  EXPECT_EQ(c.api_key_cache_ttl, std::chrono::milliseconds(5000));
+}
+
+TEST(OriginConfigAccess, ReadsTheAccessVariables) {
+  const OriginConfig c = config_from({{"OPEN_SHORTEN", "true"},
+                                      {"RATE_LIMIT_CREATE_PER_IP_PER_MIN", "0"},
+                                      {"RATE_LIMIT_CREATE_PER_KEY_PER_MIN", "50"},
+                                      {"TRUSTED_PROXIES", "10.0.0.0/8"},
+                                      {"API_KEY_CACHE_TTL_MS", "250"}});
+  EXPECT_TRUE(c.open_shorten);
+  EXPECT_EQ(c.create_per_ip_per_min, 0);
+  EXPECT_EQ(c.create_per_key_per_min, 50);
+  EXPECT_TRUE(c.trusted_proxies.contains(ip("10.1.1.1")));
+  EXPECT_EQ(c.api_key_cache_ttl, std::chrono::milliseconds(250));
+}
+
+TEST(OriginConfigAccess, RefusesBadValuesNamingTheVariable) {
+  const std::map<std::string, std::string> bad[] = {
+      {{"TRUSTED_PROXIES", "10.0.0.0/8,proxy"}},    {{"OPEN_SHORTEN", "maybe"}},
+      {{"RATE_LIMIT_CREATE_PER_IP_PER_MIN", "-1"}}, {{"RATE_LIMIT_CREATE_PER_KEY_PER_MIN", "lots"}},
+      {{"API_KEY_CACHE_TTL_MS", "600001"}},
+  };
+  for (const auto& vars : bad) {
+    const std::string name = vars.begin()->first;
+    try {
+      config_from(vars);
+      ADD_FAILURE() << name << "=" << vars.begin()->second << " was accepted";
+    } catch (const core::ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace
