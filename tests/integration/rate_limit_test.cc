@@ -52,7 +52,7 @@ TEST(RateLimit, TwoInstancesShareOnePerIpLimit) {
   wait_for_room_in_window(db.url(), 30s);
 
   std::mutex mu;
-  std::vector<std::pair<int, Response>> answers;  // (sequence number on its thread, answer)
+  std::vector<std::pair<int, Response>> answers;  // (thread, answer), in order per thread
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
@@ -60,7 +60,7 @@ TEST(RateLimit, TwoInstancesShareOnePerIpLimit) {
       for (int i = 0; i < kPerThread; ++i) {
         Response r = create(c);
         std::lock_guard<std::mutex> lock(mu);
-        answers.emplace_back(i, std::move(r));
+        answers.emplace_back(t, std::move(r));
       }
     });
   }
@@ -68,11 +68,14 @@ TEST(RateLimit, TwoInstancesShareOnePerIpLimit) {
 
   int created = 0;
   int limited = 0;
-  for (const auto& [i, r] : answers) {
+  bool refused_before[kThreads] = {};
+  for (const auto& [t, r] : answers) {
     if (r.status == 201) {
       ++created;
+      EXPECT_FALSE(refused_before[t]) << "thread " << t << " created a link after a 429";
     } else if (r.status == 429) {
       ++limited;
+      refused_before[t] = true;
       EXPECT_TRUE(IsApiError(r, 429, "rate_limited", std::nullopt)) << r.summary();
       const std::string retry = r.header("retry-after");
       ASSERT_FALSE(retry.empty()) << "429 without Retry-After";
