@@ -77,6 +77,11 @@ void ChangeListener::stop() {
   wake_.notify_all();
 }
 
+bool ChangeListener::wait_until_listening(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return wake_.wait_for(lock, timeout, [this] { return reset_once_; });
+}
+
 void ChangeListener::loop() {
   bool logged_down = false;
   while (!stopping()) {
@@ -108,6 +113,11 @@ void ChangeListener::listen_once(bool& logged_down) {
     if (logged_down) log_event("info", "listening for link changes again");
     logged_down = false;
     report_reset();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      reset_once_ = true;
+    }
+    wake_.notify_all();
     while (!stopping()) {
       try {
         conn->await_notification(0, kAwaitMicroseconds);

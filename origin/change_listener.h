@@ -60,6 +60,12 @@ class ChangeListener {
   // connection attempt in progress ends). Does not wait. Thread-safe.
   void stop();
 
+  // Waits until the first on_reset() has returned (LISTEN in effect), at
+  // most `timeout`; false when it has not. Lets a server start answering only
+  // once its cache can be kept coherent, so that the first reset does not
+  // discard what the first requests loaded. Thread-safe.
+  bool wait_until_listening(std::chrono::milliseconds timeout);
+
   // True while LISTEN is in effect on a live connection (as of the last
   // check, at most ~200 ms old). Thread-safe.
   bool listening() const { return listening_.load(std::memory_order_relaxed); }
@@ -81,6 +87,7 @@ class ChangeListener {
   std::atomic<bool> listening_{false};
   bool reset_pending_ = false;  // used by the listener thread only
   std::mutex mu_;               // with wake_, interrupts the retry wait
+  bool reset_once_ = false;     // guarded by mu_
   std::condition_variable wake_;
   std::thread thread_;
 };

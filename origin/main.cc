@@ -90,6 +90,9 @@ int serve() {
       },
       std::chrono::milliseconds(250),
       {{"api_key_changed", [&authenticator](const std::string&) { authenticator.forget_all(); }}});
+  if (!listener.wait_until_listening(std::chrono::seconds(2))) {
+    origin::log_event("warn", "not listening for changes yet; serving anyway");
+  }
   origin::Api api(config, store, &health, &cache);
   api.set_authenticator(&authenticator);
   origin::RateLimitJanitor rate_limit_janitor(pool, config.rate_limit_cleanup_interval);
