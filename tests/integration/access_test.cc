@@ -80,6 +80,8 @@ class Access : public ::testing::Test {
   std::string alice_ = create_key(db_.url(), "alice");
   std::string bob_ = create_key(db_.url(), "bob");
   HttpClient anonymous_ = origin_.anonymous_client();
+
+  void SetUp() override { ASSERT_TRUE(origin_.wait_ready()) << origin_.log_tail(); }
 };
 
 TEST_F(Access, KeysCliPrintsTheKeyOnceAndStoresOnlyItsHash) {
@@ -213,6 +215,7 @@ TEST_F(Access, CreatingNeedsAValidKeyAndRedirectsNeedNone) {
 TEST(AccessOpenMode, AnyoneCreatesAndOnlyAdminsManageKeylessLinks) {
   TestDatabase db;
   OriginProcess origin(db.url(), {{"OPEN_SHORTEN", "true"}});
+  ASSERT_TRUE(origin.wait_ready());
   const std::string alice = create_key(db.url(), "alice");
   HttpClient anonymous = origin.anonymous_client();
 
@@ -257,6 +260,7 @@ TEST(AccessRevocation, ARevokedKeyStopsWorkingOnEveryInstanceWithinASecond) {
   const Environment env = {{"API_KEY_CACHE_TTL_MS", "60000"}};
   OriginProcess a(db.url(), env);
   OriginProcess b(db.url(), env);
+  ASSERT_TRUE(a.wait_ready() && b.wait_ready());
   const std::string dave = create_key(db.url(), "dave");
   HttpClient ca = a.anonymous_client();
   HttpClient cb = b.anonymous_client();
@@ -288,6 +292,7 @@ TEST(AccessRevocation, WithoutNotificationsTheCacheTtlBoundsARevocation) {
   TestDatabase db;
   constexpr auto kTtl = 2000ms;
   OriginProcess origin(db.url(), {{"API_KEY_CACHE_TTL_MS", std::to_string(kTtl.count())}});
+  ASSERT_TRUE(origin.wait_ready());
   const std::string erin = create_key(db.url(), "erin");
   HttpClient client = origin.anonymous_client();
   const std::string code = create_link(client, bearer(erin), "https://example.com/erin");
@@ -313,6 +318,7 @@ TEST(AccessLogs, KeysNeverAppearInLogsMetricsOrErrorBodies) {
   std::vector<std::string> all_keys;
   {
     OriginProcess origin(db.url(), {{"RATE_LIMIT_CREATE_PER_KEY_PER_MIN", "3"}});
+    ASSERT_TRUE(origin.wait_ready());
     const std::string frank = create_key(db.url(), "frank");
     const std::string gina = create_key(db.url(), "gina");
     const std::string henry = create_key(db.url(), "henry");

@@ -31,6 +31,10 @@ void wait_for_room_in_window(const std::string& db_url, std::chrono::seconds nee
   }
 }
 
+void wait_ready(const OriginProcess& origin) {
+  ASSERT_TRUE(origin.wait_ready()) << "origin on port " << origin.port() << " not ready in 30 s";
+}
+
 Response create(HttpClient& client, const Headers& extra = {}) {
   Headers h = extra;
   h["Content-Type"] = "application/json";
@@ -49,6 +53,8 @@ TEST(RateLimit, TwoInstancesShareOnePerIpLimit) {
   // A link to follow while the limit bites (inserted with SQL: not counted).
   query_text(db.url(),
              "INSERT INTO links (code, target) VALUES ('follow', 'https://example.com/f')");
+  wait_ready(a);
+  wait_ready(b);
   wait_for_room_in_window(db.url(), 30s);
 
   std::mutex mu;
@@ -120,6 +126,7 @@ TEST(RateLimit, PerKeyLimitCountsEachKeyApart) {
   };
   const std::string k1 = new_key("k1");
   const std::string k2 = new_key("k2");
+  wait_ready(origin);
   wait_for_room_in_window(db.url(), 20s);
   HttpClient c = origin.anonymous_client();
   int first_refusal = -1;
@@ -144,6 +151,7 @@ TEST(RateLimit, ForwardedForCountsOnlyFromATrustedProxy) {
   Environment exposed = limits;
   exposed["TRUSTED_PROXIES"] = "10.0.0.0/8";  // not loopback: our requests come straight
   OriginProcess trusting(db.url(), behind_proxy);
+  wait_ready(trusting);
   wait_for_room_in_window(db.url(), 20s);
 
   HttpClient c = trusting.client();
@@ -162,6 +170,7 @@ TEST(RateLimit, ForwardedForCountsOnlyFromATrustedProxy) {
   // An instance that does not trust the peer ignores the header: every
   // request counts against 127.0.0.1, whatever it claims.
   OriginProcess suspicious(db.url(), exposed);
+  wait_ready(suspicious);
   HttpClient s = suspicious.client();
   for (int i = 0; i < 5; ++i) {
     const Response r = create(s, {{"X-Forwarded-For", "192.0.2." + std::to_string(i + 1)}});

@@ -350,4 +350,17 @@ HttpClient OriginProcess::anonymous_client(std::chrono::milliseconds timeout) co
   return HttpClient("127.0.0.1", port_, timeout);
 }
 
+bool OriginProcess::wait_ready(std::chrono::milliseconds timeout) const {
+  const auto deadline = Clock::now() + timeout;
+  HttpClient probe("127.0.0.1", port_, std::chrono::milliseconds(2000));
+  while (Clock::now() < deadline) {
+    try {
+      if (probe.get("/readyz").status == 200) return true;
+    } catch (const TransportError&) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 }  // namespace integration

@@ -129,6 +129,10 @@ class OriginProcess {
   HttpClient anonymous_client(
       std::chrono::milliseconds timeout = HttpClient::kDefaultTimeout) const;
   const std::string& admin_key() const { return admin_key_; }
+  // Polls GET /readyz until it answers 200 (true) or `timeout` passes (false):
+  // on a loaded machine the first health check can time out, and the origin
+  // then answers 503 for a moment.
+  bool wait_ready(std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
   Process& process() { return *process_; }
   const std::string& log_path() const { return log_path_; }
   // Where this origin journals visits (JOURNAL_DIR).
