@@ -370,7 +370,8 @@ using CountMap = std::unordered_map<CountKey, Value, CountKeyHash>;
 template <typename Value>
 std::vector<std::pair<CountKey, Value>> sorted_counts(const CountMap<Value>& counts) {
   std::vector<std::pair<CountKey, Value>> out(counts.begin(), counts.end());
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
   return out;
 }
 
