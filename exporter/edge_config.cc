@@ -42,8 +42,10 @@ std::string render_edge_config(std::string_view template_text, const EdgeConfigP
   if (params.origins.empty()) throw std::invalid_argument("edge config: no origin server");
   if (params.redirect_max_age < 0) throw std::invalid_argument("edge config: max-age < 0");
   std::string servers;
+  // One line: the template's header comment names the placeholder too, and a
+  // second line there would leave the comment and break the configuration.
   for (const std::string& origin : params.origins) {
-    if (!servers.empty()) servers += "\n        ";
+    if (!servers.empty()) servers += " ";
     servers += "server " + checked_address("origin", origin) + ";";
   }
   std::string tombstone_dir = params.tombstone_dir;

@@ -3,8 +3,9 @@
 
 #include <chrono>
 #include <cstdint>
-#include <utility>
+#include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/config.h"
@@ -29,15 +30,36 @@ Selection load_selection(const core::Env& env);
 // The parameters as the manifest records them.
 std::vector<std::pair<std::string, std::string>> describe(const Selection& selection);
 
+// Where the selection reads. With a replica, the selection runs there once
+// the replica has replayed the primary's WAL up to where it was when the
+// selection started (pg_current_wal_insert_lsn on the primary, compared
+// with pg_last_wal_replay_lsn on the replica). So every change committed
+// before then is seen: `exporter watch` removes a tombstone only after a
+// cycle that started reading after the change, and a lagging replica must
+// not put a link disabled on the primary back on the edge. The primary
+// reads instead, with one line on the log, when the replica cannot be
+// reached, is not in recovery (not a replica), or has not caught up within
+// `replica_wait`.
+struct SelectionDatabases {
+  std::string primary_url;                       // DATABASE_URL
+  std::string replica_url;                       // DATABASE_READ_URL; empty: none
+  std::chrono::milliseconds replica_wait{5000};  // EXPORT_REPLICA_WAIT_MS
+};
+
+// Reads DATABASE_URL, DATABASE_READ_URL, EXPORT_REPLICA_WAIT_MS. Throws
+// core::ConfigError.
+SelectionDatabases load_selection_databases(const core::Env& env);
+
 // Hot, stable links, ordered by code, with their clicks in the window as
 // hotness. Clicks are summed over the hourly buckets that overlap the window
-// (humans and bots: both load the edge). Opens its own connection. Throws
-// pqxx exceptions (std::exception) when the database cannot be read.
-std::vector<ExportEntry> load_hot_links(const std::string& database_url,
-                                        const Selection& selection);
+// (humans and bots: both load the edge). Opens its own connections; says on
+// `log` which database answered. Throws pqxx exceptions (std::exception)
+// when the database cannot be read.
+std::vector<ExportEntry> load_hot_links(const SelectionDatabases& databases,
+                                        const Selection& selection, std::ostream& log);
 
 // Every link that is neither disabled nor expired, ordered by code, with
-// hotness 0 (`exporter compile --all`).
-std::vector<ExportEntry> load_active_links(const std::string& database_url);
+// hotness 0 (`exporter compile --all`). Reads like load_hot_links.
+std::vector<ExportEntry> load_active_links(const SelectionDatabases& databases, std::ostream& log);
 
 }  // namespace exporter

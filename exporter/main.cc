@@ -57,7 +57,9 @@ constexpr const char* kUsage =
     "exit codes: 0 done (published/compiled), 1 failed (publish: rolled back, the old version\n"
     "  serves), 2 usage, 3 unchanged (same digest as live: no reload), 4 locked by another run,\n"
     "  5 failed and the rollback failed too\n"
-    "environment: DATABASE_URL, PUBLIC_BASE_URL (Cloudflare source host), REDIRECT_MAX_AGE,\n"
+    "environment: DATABASE_URL, DATABASE_READ_URL (selection on a replica), "
+    "EXPORT_REPLICA_WAIT_MS\n"
+    "  (5000), PUBLIC_BASE_URL (Cloudflare source host), REDIRECT_MAX_AGE,\n"
     "  EXPORT_MAP_BUCKET_SIZE (256), CLOUDFLARE_MAX_ITEMS (10000), CLOUDFRONT_KVS_ID,\n"
     "  CLOUDFRONT_MAX_BYTES (5242880), EXPORT_HOT_WINDOW_S (3600), EXPORT_MIN_CLICKS (100),\n"
     "  EXPORT_TOP_K (0), EXPORT_STABLE_S (600), EXPORT_HORIZON_S (86400),\n"
@@ -261,11 +263,12 @@ std::string compile_once(const Arguments& args, const std::string& command) {
   std::vector<exporter::ExportEntry> entries;
   if (command == "compile" && args.all) {
     options.selection = {{"mode", "all_active"}, {"rule", "not disabled and not expired"}};
-    entries = exporter::load_active_links(core::load_database_config(env).url);
+    entries = exporter::load_active_links(exporter::load_selection_databases(env), std::cerr);
   } else if (command == "compile") {
     const exporter::Selection selection = exporter::load_selection(env);
     options.selection = exporter::describe(selection);
-    entries = exporter::load_hot_links(core::load_database_config(env).url, selection);
+    entries =
+        exporter::load_hot_links(exporter::load_selection_databases(env), selection, std::cerr);
   } else if (command == "synthesize") {
     options.selection = {{"mode", "synthetic"}, {"count", std::to_string(args.count)}};
     entries = synthetic_links(args.count);

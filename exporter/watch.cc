@@ -21,6 +21,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using CodeSet = std::vector<std::string>;  // sorted
 
+// How often the listener notes the database time it is known to be listening
+// at, and how far before that mark a catch-up after a reconnect looks: a
+// change is stamped when its row is written, and notified only at commit, so a
+// transaction open longer than the margin could be missed.
+constexpr std::chrono::seconds kWatermarkEvery{5};
+constexpr std::chrono::seconds kCatchUpMargin{60};
+
 std::string lowercase(std::string text) {
   for (char& c : text) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
@@ -95,42 +102,92 @@ class Receiver : public pqxx::notification_receiver {
   std::function<void(const std::string&)> on_change_;
 };
 
+// Creates the tombstone of a changed `payload` code when it is live, and asks
+// for a cycle. Called on the listener thread.
+void on_change(const WatchOptions& options, Shared& shared, Tombstones& tombstones,
+               const std::function<void(const std::string&)>& say, const std::string& payload) {
+  const std::string code = lowercase(payload);
+  if (!is_tombstone_code(code) || !shared.is_live(code)) return;
+  const Clock::time_point at = Clock::now();
+  try {
+    tombstones.add(code);
+  } catch (const std::exception& e) {
+    say("cannot tombstone " + code + ": " + e.what() + "; cycle now");
+    shared.request_cycle(at);
+    return;
+  }
+  shared.request_cycle(at + options.debounce);
+  say("tombstoned " + code);
+}
+
+// The database's clock, the one the links trigger stamps updated_at with.
+std::string database_clock(pqxx::connection& conn) {
+  pqxx::nontransaction tx(conn);
+  return tx.exec("SELECT clock_timestamp()::text")[0][0].as<std::string>();
+}
+
+// Tombstones the live links changed since `watermark` minus kCatchUpMargin:
+// their NOTIFY may have been sent while no connection was listening. Returns
+// how many links changed in that span.
+std::size_t catch_up(pqxx::connection& conn, const std::string& watermark,
+                     const WatchOptions& options, Shared& shared, Tombstones& tombstones,
+                     const std::function<void(const std::string&)>& say) {
+  pqxx::nontransaction tx(conn);
+  const pqxx::result rows = tx.exec_params(
+      "SELECT code FROM links WHERE updated_at >= $1::timestamptz - make_interval(secs => $2)",
+      watermark, static_cast<double>(kCatchUpMargin.count()));
+  for (const auto& row : rows) on_change(options, shared, tombstones, say, row[0].c_str());
+  return rows.size();
+}
+
 // LISTEN link_changed until stop, reconnecting; see the header for the flow.
 void listen_loop(const WatchOptions& options, Shared& shared, Tombstones& tombstones,
                  std::ostream& log, std::mutex& log_mu) {
-  auto say = [&](const std::string& line) {
+  const std::function<void(const std::string&)> say = [&](const std::string& line) {
     std::lock_guard<std::mutex> lock(log_mu);
     log << "exporter: watch: " << line << std::endl;
   };
   bool down_logged = false;
+  // Database time at which this thread last knew it was listening; empty
+  // before the first LISTEN (the startup cycle covers what came before).
+  std::string watermark;
   while (!shared.stopping()) {
     std::unique_ptr<pqxx::connection> conn;
     std::unique_ptr<Receiver> receiver;
     try {
       conn = std::make_unique<pqxx::connection>(options.database_url);
+      {
+        pqxx::nontransaction tx(*conn);
+        tx.exec("SET application_name = " + tx.quote(std::string(kListenerApplicationName)));
+      }
       receiver = std::make_unique<Receiver>(*conn, [&](const std::string& payload) {
-        const std::string code = lowercase(payload);
-        if (!is_tombstone_code(code) || !shared.is_live(code)) return;
-        const Clock::time_point at = Clock::now();
-        try {
-          tombstones.add(code);
-        } catch (const std::exception& e) {
-          say("cannot tombstone " + code + ": " + e.what() + "; cycle now");
-          shared.request_cycle(at);
-          return;
-        }
-        shared.request_cycle(at + options.debounce);
-        say("tombstoned " + code);
+        on_change(options, shared, tombstones, say, payload);
       });
       if (!conn->is_open()) throw pqxx::broken_connection("connection lost while starting LISTEN");
-      say(down_logged ? "listening for link changes again; cycle now"
-                      : "listening for link changes");
+      // Every change committed from now on is notified here.
+      const std::string listening_since = database_clock(*conn);
+      if (!watermark.empty()) {
+        const std::size_t changed = catch_up(*conn, watermark, options, shared, tombstones, say);
+        say("listening for link changes again; " + std::to_string(changed) +
+            " links changed since " + watermark + " (less " +
+            std::to_string(kCatchUpMargin.count()) + " s) checked; cycle now");
+      } else {
+        say("listening for link changes");
+      }
+      watermark = listening_since;
       down_logged = false;
       // Changes may have been missed before LISTEN took effect.
       shared.request_cycle(Clock::now());
+      Clock::time_point next_mark = Clock::now() + kWatermarkEvery;
       while (!shared.stopping()) {
         conn->await_notification(0, 200000);
         if (!conn->is_open()) throw pqxx::broken_connection("connection lost while listening");
+        if (Clock::now() >= next_mark) {
+          // Also a liveness check. Notifications still unread when the
+          // connection breaks are covered by the catch-up's margin.
+          watermark = database_clock(*conn);
+          next_mark = Clock::now() + kWatermarkEvery;
+        }
       }
     } catch (const std::exception& e) {
       if (!down_logged) say("not listening for link changes: " + first_line(e.what()));

@@ -14,8 +14,13 @@
 //     (reading the database after the change) and publishes. When the result
 //     is live (published, or unchanged: the live files already match the
 //     database), every tombstone of that generation or older is removed.
-// A lost LISTEN connection may have missed changes: on each (re)connect a
-// cycle runs at once.
+// A lost LISTEN connection (PostgreSQL restarted, backend terminated, network)
+// may have missed changes: after each reconnect, once LISTEN is in effect, the
+// listener reads the links whose updated_at is at or after the last database
+// time it knew it was listening at (noted every few seconds), less a margin of
+// 60 s, and tombstones the live ones among them (step 2), so they leave the
+// edge as soon as it is back; then a cycle runs at once. (A row DELETEd while
+// down leaves no updated_at: that cycle's publish takes it off the edge.)
 #pragma once
 
 #include <atomic>
@@ -28,6 +33,9 @@
 #include "exporter/publish.h"
 
 namespace exporter {
+
+// application_name of the LISTEN connection, to find it in pg_stat_activity.
+inline constexpr const char* kListenerApplicationName = "exporter watch listener";
 
 struct WatchOptions {
   std::string database_url;

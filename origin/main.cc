@@ -104,7 +104,16 @@ int serve() {
   }
   origin::HttpServer server(config, api);
   api.set_journal_probe([&server] { return server.journal_healthy(); });
-  origin::PgLinkStatsStore stats_store(pool);
+  // Stats go to the read replica when there is one (stats.h: when the
+  // primary answers instead); its sessions are read-only, so a
+  // DATABASE_READ_URL naming the primary by mistake cannot write either.
+  std::optional<core::PgPool> read_pool;
+  if (config.read_database) {
+    read_pool.emplace(*config.read_database, [](pqxx::connection& conn) {
+      pqxx::nontransaction(conn).exec("SET default_transaction_read_only = on");
+    });
+  }
+  origin::PgLinkStatsStore stats_store(pool, read_pool ? &*read_pool : nullptr);
   api.set_stats_store(&stats_store);
 
   // The instance ingests its own journal directory: the files are the queue,
@@ -119,7 +128,7 @@ int serve() {
         *visit_store, origin::load_ingester_options(core::Env()));
     ingester->start();
   }
-  api.set_extra_metrics([&pool, &ingester] {
+  api.set_extra_metrics([&pool, &ingester, &stats_store] {
     const core::PgPool::Stats s = pool.stats();
     std::string ingest;
     if (ingester) {
@@ -135,6 +144,17 @@ int serve() {
                "origin_ingest_oldest_unread_seconds " +
                std::to_string(static_cast<double>(i.oldest_unread_age.count()) / 1000.0) + "\n";
     }
+    const origin::PgLinkStatsStore::Counters reads = stats_store.counters();
+    ingest +=
+        "# TYPE origin_stats_reads_total counter\n"
+        "origin_stats_reads_total{database=\"replica\"} " +
+        std::to_string(reads.replica_reads) + "\norigin_stats_reads_total{database=\"primary\"} " +
+        std::to_string(reads.primary_reads) +
+        "\n# TYPE origin_stats_replica_failures_total counter\n"
+        "origin_stats_replica_failures_total " +
+        std::to_string(reads.replica_failures) +
+        "\n# TYPE origin_stats_replica_failing gauge\norigin_stats_replica_failing " +
+        (reads.replica_failing ? "1" : "0") + "\n";
     return ingest + "# TYPE origin_db_pool_open gauge\norigin_db_pool_open " +
            std::to_string(s.open) + "\n# TYPE origin_db_pool_in_use gauge\norigin_db_pool_in_use " +
            std::to_string(s.in_use) +
@@ -155,6 +175,7 @@ int serve() {
                      {"threads", std::to_string(config.threads)},
                      {"public_base_url", config.public_base_url},
                      {"open_shorten", config.open_shorten ? "true" : "false"},
+                     {"stats_read_from", config.read_database ? "replica" : "primary"},
                      {"journal", config.journal_dir + "/" + config.journal_instance + "-t*"}});
   server.run();
   signal_thread.join();

@@ -50,6 +50,14 @@ std::string host_of(const std::string& url) {
 OriginConfig load_origin_config(const core::Env& env) {
   OriginConfig config;
   config.database = core::load_database_config(env);
+  const std::string read_url = env.text("DATABASE_READ_URL", "");
+  if (!read_url.empty()) {
+    core::DatabaseConfig read = config.database;
+    read.url = read_url;
+    read.pool_size = static_cast<std::size_t>(env.integer("DB_READ_POOL_SIZE", 2, 1, 500));
+    read.max_overflow = 0;
+    config.read_database = std::move(read);
+  }
   parse_listen(env.text("ORIGIN_LISTEN", "127.0.0.1:8080"), config);
   std::string base = env.text("PUBLIC_BASE_URL", "");
   if (base.empty()) {

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "core/config.h"
@@ -17,6 +18,11 @@ inline constexpr const char* kJournalOff = "off";
 
 struct OriginConfig {
   core::DatabaseConfig database;
+  // DATABASE_READ_URL: a streaming replica that answers stats (stats.h says
+  // when the primary answers instead). Its pool has DB_READ_POOL_SIZE
+  // connections, no overflow, and the other settings of `database`.
+  // nullopt: everything reads `database`.
+  std::optional<core::DatabaseConfig> read_database;
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 8080;
   std::string public_base_url;  // without trailing '/'
@@ -56,8 +62,8 @@ struct OriginConfig {
 // JOURNAL_DIR, ORIGIN_INSTANCE, JOURNAL_MAX_BYTES, JOURNAL_MAX_AGE_S,
 // VISIT_IP_MODE, OPEN_SHORTEN, RATE_LIMIT_CREATE_PER_IP_PER_MIN,
 // RATE_LIMIT_CREATE_PER_KEY_PER_MIN, TRUSTED_PROXIES, API_KEY_CACHE_TTL_MS,
-// RATE_LIMIT_CLEANUP_INTERVAL_S and
-// the database variables. Throws core::ConfigError naming the variable.
+// RATE_LIMIT_CLEANUP_INTERVAL_S, the database variables, DATABASE_READ_URL and
+// DB_READ_POOL_SIZE. Throws core::ConfigError naming the variable.
 OriginConfig load_origin_config(const core::Env& env);
 
 }  // namespace origin

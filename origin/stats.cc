@@ -7,6 +7,7 @@
 #include "core/pg_pool.h"
 #include "origin/handlers.h"
 #include "origin/link_store.h"
+#include "origin/log.h"
 #include "origin/pg_call.h"
 #include "origin/visit_store.h"
 
@@ -90,72 +91,152 @@ std::variant<StatsRange, StatsRangeError> parse_stats_range(std::string_view que
   return range;
 }
 
-PgLinkStatsStore::PgLinkStatsStore(core::PgPool& pool) : pool_(pool) {}
+namespace {
+
+// The stats of `code` on `conn` (rules at PgLinkStatsStore); nullopt: no
+// such link there.
+std::optional<LinkStats> read_stats(pqxx::connection& conn, std::string_view code,
+                                    const StatsRange& range) {
+  const std::string link = std::string(code);
+  const std::string first = format_day(range.first_day);
+  const std::string last = format_day(range.last_day);
+  // One snapshot for the three reads, so the parts agree with each other.
+  pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> txn(
+      conn, "stats");
+  pqxx::result head = txn.exec_params(
+      "SELECT floor(extract(epoch FROM t.last_click_at) * 1000)::bigint"
+      " FROM links l LEFT JOIN link_visit_totals t ON t.code = l.code WHERE l.code = $1",
+      link);
+  if (head.empty()) return std::nullopt;
+  LinkStats stats;
+  stats.code = link;
+  stats.range = range;
+  if (!head[0][0].is_null()) {
+    stats.last_click_at = core::from_unix_ms(head[0][0].as<std::int64_t>());
+  }
+
+  pqxx::result counts = txn.exec_params(
+      "SELECT day - DATE '1970-01-01', source, humans, bots FROM visit_counts_daily"
+      " WHERE code = $1 AND day BETWEEN $2::date AND $3::date",
+      link, first, last);
+  std::map<std::int64_t, std::int64_t> per_day;
+  for (const auto& row : counts) {
+    const auto humans = row[2].as<std::int64_t>();
+    const auto bots = row[3].as<std::int64_t>();
+    per_day[row[0].as<std::int64_t>()] += humans;
+    stats.total += humans;
+    stats.bots += bots;
+    const std::string source = row[1].as<std::string>();
+    if (source == "origin") stats.origin_clicks += humans;
+    if (source == "edge") stats.edge_clicks += humans;
+  }
+  for (std::int64_t day = range.first_day; day <= range.last_day; ++day) {
+    auto it = per_day.find(day);
+    stats.by_day.push_back({day, it == per_day.end() ? 0 : it->second});
+  }
+
+  // Whole months inside the range from the monthly table, the days
+  // before and after them from the daily one.
+  std::int64_t months_from = first_day_of_month(range.first_day);
+  if (months_from < range.first_day) months_from = first_day_of_month(months_from + 31);
+  std::int64_t months_to = first_day_of_month(range.last_day + 1);  // exclusive
+  if (months_from >= months_to) months_from = months_to = range.last_day + 1;
+  pqxx::result referrers = txn.exec_params(
+      "SELECT host, sum(clicks)::bigint AS clicks FROM ("
+      "   SELECT host, clicks FROM referrer_counts_monthly"
+      "   WHERE code = $1 AND month >= $4::date AND month < $5::date"
+      "   UNION ALL"
+      "   SELECT host, clicks FROM referrer_counts_daily"
+      "   WHERE code = $1 AND ((day >= $2::date AND day < $4::date)"
+      "     OR (day >= $5::date AND day <= $3::date))"
+      " ) r GROUP BY host ORDER BY clicks DESC, host LIMIT " +
+          std::to_string(kTopReferrers),
+      link, first, last, format_day(months_from), format_day(months_to));
+  for (const auto& row : referrers) {
+    stats.top_referrers.push_back({row[0].as<std::string>(), row[1].as<std::int64_t>()});
+  }
+  txn.commit();
+  return stats;
+}
+
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Rule 4 of PgLinkStatsStore: a query cancelled by a conflict with recovery
+// (class 40); the replica itself is fine.
+bool is_recovery_conflict(const pqxx::sql_error& e) { return e.sqlstate().rfind("40", 0) == 0; }
+
+}  // namespace
+
+PgLinkStatsStore::PgLinkStatsStore(core::PgPool& pool, core::PgPool* read_pool)
+    : pool_(pool), read_pool_(read_pool) {}
 
 std::optional<LinkStats> PgLinkStatsStore::stats(std::string_view code, const StatsRange& range) {
-  return with_connection(
-      pool_, Retry::kOnceIfBroken, [&](pqxx::connection& conn) -> std::optional<LinkStats> {
-        const std::string link = std::string(code);
-        const std::string first = format_day(range.first_day);
-        const std::string last = format_day(range.last_day);
-        // One snapshot for the three reads, so the parts agree with each other.
-        pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only>
-            txn(conn, "stats");
-        pqxx::result head = txn.exec_params(
-            "SELECT floor(extract(epoch FROM t.last_click_at) * 1000)::bigint"
-            " FROM links l LEFT JOIN link_visit_totals t ON t.code = l.code WHERE l.code = $1",
-            link);
-        if (head.empty()) return std::nullopt;
-        LinkStats stats;
-        stats.code = link;
-        stats.range = range;
-        if (!head[0][0].is_null()) {
-          stats.last_click_at = core::from_unix_ms(head[0][0].as<std::int64_t>());
-        }
+  if (read_pool_ != nullptr) {
+    if (std::optional<LinkStats> answer = from_replica(code, range)) return answer;
+  }
+  primary_reads_.fetch_add(1, std::memory_order_relaxed);
+  return with_connection(pool_, Retry::kOnceIfBroken,
+                         [&](pqxx::connection& conn) { return read_stats(conn, code, range); });
+}
 
-        pqxx::result counts = txn.exec_params(
-            "SELECT day - DATE '1970-01-01', source, humans, bots FROM visit_counts_daily"
-            " WHERE code = $1 AND day BETWEEN $2::date AND $3::date",
-            link, first, last);
-        std::map<std::int64_t, std::int64_t> per_day;
-        for (const auto& row : counts) {
-          const auto humans = row[2].as<std::int64_t>();
-          const auto bots = row[3].as<std::int64_t>();
-          per_day[row[0].as<std::int64_t>()] += humans;
-          stats.total += humans;
-          stats.bots += bots;
-          const std::string source = row[1].as<std::string>();
-          if (source == "origin") stats.origin_clicks += humans;
-          if (source == "edge") stats.edge_clicks += humans;
-        }
-        for (std::int64_t day = range.first_day; day <= range.last_day; ++day) {
-          auto it = per_day.find(day);
-          stats.by_day.push_back({day, it == per_day.end() ? 0 : it->second});
-        }
+std::optional<LinkStats> PgLinkStatsStore::from_replica(std::string_view code,
+                                                        const StatsRange& range) {
+  if (steady_ms() < replica_retry_at_ms_.load(std::memory_order_relaxed)) return std::nullopt;
+  std::string problem;
+  try {
+    core::PgPool::Lease lease = read_pool_->acquire();
+    try {
+      std::optional<LinkStats> answer = read_stats(*lease, code, range);
+      if (replica_failing_.exchange(false)) {
+        log_event("info", "read replica answers again; stats read there");
+      }
+      if (answer) replica_reads_.fetch_add(1, std::memory_order_relaxed);
+      return answer;
+    } catch (const pqxx::broken_connection& e) {
+      lease.discard();
+      problem = e.what();
+    } catch (const pqxx::in_doubt_error& e) {  // the connection broke at commit
+      lease.discard();
+      problem = e.what();
+    } catch (const pqxx::sql_error& e) {
+      if (is_recovery_conflict(e)) return std::nullopt;
+      if (!core::is_unavailability(e)) throw;
+      lease.discard();
+      problem = e.what();
+    }
+  } catch (const core::PoolTimeout&) {
+    return std::nullopt;  // rule 4: busy, not down
+  } catch (const pqxx::broken_connection& e) {
+    problem = e.what();  // could not connect
+  }
+  replica_failed(problem);
+  return std::nullopt;
+}
 
-        // Whole months inside the range from the monthly table, the days
-        // before and after them from the daily one.
-        std::int64_t months_from = first_day_of_month(range.first_day);
-        if (months_from < range.first_day) months_from = first_day_of_month(months_from + 31);
-        std::int64_t months_to = first_day_of_month(range.last_day + 1);  // exclusive
-        if (months_from >= months_to) months_from = months_to = range.last_day + 1;
-        pqxx::result referrers = txn.exec_params(
-            "SELECT host, sum(clicks)::bigint AS clicks FROM ("
-            "   SELECT host, clicks FROM referrer_counts_monthly"
-            "   WHERE code = $1 AND month >= $4::date AND month < $5::date"
-            "   UNION ALL"
-            "   SELECT host, clicks FROM referrer_counts_daily"
-            "   WHERE code = $1 AND ((day >= $2::date AND day < $4::date)"
-            "     OR (day >= $5::date AND day <= $3::date))"
-            " ) r GROUP BY host ORDER BY clicks DESC, host LIMIT " +
-                std::to_string(kTopReferrers),
-            link, first, last, format_day(months_from), format_day(months_to));
-        for (const auto& row : referrers) {
-          stats.top_referrers.push_back({row[0].as<std::string>(), row[1].as<std::int64_t>()});
-        }
-        txn.commit();
-        return stats;
-      });
+void PgLinkStatsStore::replica_failed(const std::string& problem) {
+  replica_failures_.fetch_add(1, std::memory_order_relaxed);
+  replica_retry_at_ms_.store(steady_ms() + kReplicaRetry.count(), std::memory_order_relaxed);
+  if (!replica_failing_.exchange(true)) {
+    // Connections from before the failure would each fail once more.
+    read_pool_->invalidate_all();
+    log_event("warn", "read replica unavailable; stats read from the primary",
+              {{"error", first_line(problem)},
+               {"retry_after_ms", std::to_string(kReplicaRetry.count())}});
+  }
+}
+
+PgLinkStatsStore::Counters PgLinkStatsStore::counters() const {
+  Counters c;
+  c.replica_reads = replica_reads_.load(std::memory_order_relaxed);
+  c.primary_reads = primary_reads_.load(std::memory_order_relaxed);
+  c.replica_failures = replica_failures_.load(std::memory_order_relaxed);
+  c.replica_failing =
+      read_pool_ != nullptr && steady_ms() < replica_retry_at_ms_.load(std::memory_order_relaxed);
+  return c;
 }
 
 std::string render_stats_json(const LinkStats& stats) {

@@ -20,6 +20,8 @@
 // Everything is read from the count tables, never from raw visits.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -95,13 +97,53 @@ class LinkStatsStore {
 // read-only repeatable-read transaction: daily counts (at most 2 rows a day),
 // referrers from whole months plus the days at the range's ends, totals.
 // Bounded by the range, not by the link's traffic.
+//
+// With a read pool (DATABASE_READ_URL, a streaming replica), stats are read
+// there, so the primary serves redirects and writes. Rules:
+//  1. Replica lag shows as stats a little behind (the counts of the last
+//     ingest batches); nothing else depends on them.
+//  2. A code the replica does not know is looked up on the primary: a link
+//     created moments ago may not be replayed yet, and a 404 must be true.
+//  3. The replica failing (cannot connect, broken connection, SQLSTATE class
+//     08/53/57): that request and every one of the next kReplicaRetry are
+//     read on the primary, so stats keep working; the read pool's
+//     connections are dropped. Logged once when it starts failing, once when
+//     it answers again. Finding it down costs one request up to the connect
+//     timeout (PGCONNECT_TIMEOUT) per kReplicaRetry.
+//  4. The read pool busy for the acquire timeout, or the query cancelled by a
+//     conflict with recovery (SQLSTATE class 40): that request is read on the
+//     primary; the replica is not marked down.
+// Any other error propagates, as without a replica.
 class PgLinkStatsStore : public LinkStatsStore {
  public:
-  explicit PgLinkStatsStore(core::PgPool& pool);  // `pool` must outlive this
+  static constexpr std::chrono::milliseconds kReplicaRetry{5000};
+
+  // `pool` (the primary's) and `read_pool` (may be null: no replica) must
+  // outlive this.
+  explicit PgLinkStatsStore(core::PgPool& pool, core::PgPool* read_pool = nullptr);
   std::optional<LinkStats> stats(std::string_view code, const StatsRange& range) override;
 
+  // Where stats were read, for /metrics. Thread-safe.
+  struct Counters {
+    std::uint64_t replica_reads = 0;     // answered by the replica
+    std::uint64_t primary_reads = 0;     // read on the primary (incl. fallbacks)
+    std::uint64_t replica_failures = 0;  // replica attempts that failed (rule 3)
+    bool replica_failing = false;        // within kReplicaRetry of a failure
+  };
+  Counters counters() const;
+
  private:
+  // The replica's answer, or nullopt when the primary must answer (rules 2-4).
+  std::optional<LinkStats> from_replica(std::string_view code, const StatsRange& range);
+  void replica_failed(const std::string& problem);
+
   core::PgPool& pool_;
+  core::PgPool* const read_pool_;
+  std::atomic<std::int64_t> replica_retry_at_ms_{0};  // steady clock; 0: no failure
+  std::atomic<bool> replica_failing_{false};
+  std::atomic<std::uint64_t> replica_reads_{0};
+  std::atomic<std::uint64_t> primary_reads_{0};
+  std::atomic<std::uint64_t> replica_failures_{0};
 };
 
 // The JSON body described at the top of this file. Pure.

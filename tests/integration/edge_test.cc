@@ -35,6 +35,7 @@
 #include "exporter/edge_config.h"
 #include "exporter/nginx_map.h"
 #include "integration/support/http_client.h"
+#include "integration/support/nginx_process.h"
 #include "integration/support/process.h"
 #include "integration/support/test_env.h"
 
@@ -47,14 +48,7 @@ using namespace std::chrono_literals;
 // run as root) can enter; removed when destroyed unless the test failed.
 class TempDir {
  public:
-  TempDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/edge-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    ::chmod(pattern.c_str(), 0755);
-    path_ = pattern;
-  }
+  TempDir() { path_ = make_nginx_readable_dir("edge"); }
   ~TempDir() {
     if (::testing::Test::HasFailure()) {
       std::cerr << "kept " << path_ << "\n";
@@ -102,29 +96,9 @@ class NginxEdge {
     }
     test_elapsed_ = test.elapsed;
 
-    process_.emplace(std::vector<std::string>{kNginx, "-p", dir_ + "/", "-e", dir_ + "/startup.log",
-                                              "-c", conf(), "-g", "daemon off;"},
-                     inherited_environment(), dir_ + "/nginx.out", dir_ + "/nginx.out");
-    HttpClient client("127.0.0.1", port_, 1000ms);
-    const auto deadline = std::chrono::steady_clock::now() + 60s;
-    while (true) {
-      try {
-        const Response r = client.get("/_edge/version");
-        if (r.status == 200 && r.body == version + "\n") break;
-      } catch (const TransportError&) {
-      }
-      if (!process_->running() || std::chrono::steady_clock::now() > deadline) {
-        throw std::runtime_error("nginx did not start: " + tail_of_file(dir_ + "/nginx.out") +
-                                 tail_of_file(dir_ + "/error.log"));
-      }
-      std::this_thread::sleep_for(20ms);
-    }
+    process_.emplace(dir_, conf(), port_, version);
   }
 
-  ~NginxEdge() {
-    // SIGTERM lets the master stop its workers; SIGKILL would orphan them.
-    if (process_) process_->terminate(10s);
-  }
   NginxEdge(const NginxEdge&) = delete;
   NginxEdge& operator=(const NginxEdge&) = delete;
 
@@ -139,7 +113,7 @@ class NginxEdge {
   std::string dir_;
   uint16_t port_;
   std::chrono::milliseconds test_elapsed_{0};
-  std::optional<Process> process_;
+  std::optional<NginxProcess> process_;
 };
 
 // What a differential compares.

@@ -27,6 +27,8 @@
 #include "exporter/bundle_writer.h"
 #include "exporter/edge_config.h"
 #include "integration/support/http_client.h"
+#include "integration/support/load_driver.h"
+#include "integration/support/nginx_process.h"
 #include "integration/support/process.h"
 
 namespace integration {
@@ -72,12 +74,7 @@ std::vector<exporter::ExportEntry> entries_for(const std::string& tag,
 class Publish : public ::testing::Test {
  protected:
   Publish() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/publish-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    ::chmod(pattern.c_str(), 0755);
-    root_ = pattern;
+    root_ = make_nginx_readable_dir("publish");
     exports_ = root_ + "/exports";
     link_ = exports_ + "/live";
     fs::create_directories(root_ + "/nginx/tmp");
@@ -96,7 +93,7 @@ class Publish : public ::testing::Test {
   }
 
   ~Publish() override {
-    if (nginx_) nginx_->terminate(10s);
+    nginx_.reset();
     if (HasFailure()) {
       std::cerr << "kept " << root_ << "\n";
       return;
@@ -156,36 +153,13 @@ class Publish : public ::testing::Test {
     return fs::read_symlink(link_, ec).string();
   }
 
-  std::string served_version() const {
-    try {
-      const Response r = HttpClient("127.0.0.1", port_, 2000ms).get("/_edge/version");
-      return r.status == 200 ? r.body : r.summary();
-    } catch (const TransportError& e) {
-      return std::string("transport error: ") + e.what();
-    }
-  }
+  std::string served_version() const { return nginx_->served_version(); }
 
   void start_nginx(const std::string& version) {
-    nginx_.emplace(
-        std::vector<std::string>{kNginx, "-p", root_ + "/nginx/", "-e",
-                                 root_ + "/nginx/startup.log", "-c", conf(), "-g", "daemon off;"},
-        inherited_environment(), root_ + "/nginx/nginx.out", root_ + "/nginx/nginx.out");
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (served_version() != version + "\n") {
-      if (!nginx_->running() || std::chrono::steady_clock::now() > deadline) {
-        throw std::runtime_error(
-            "nginx did not start: " + tail_of_file(root_ + "/nginx/nginx.out") +
-            tail_of_file(root_ + "/nginx/error.log"));
-      }
-      std::this_thread::sleep_for(20ms);
-    }
+    nginx_.emplace(root_ + "/nginx", conf(), port_, version);
   }
 
-  // The master's children, i.e. its current workers.
-  std::string worker_pids() const {
-    const std::string pid = std::to_string(nginx_->pid());
-    return read_text("/proc/" + pid + "/task/" + pid + "/children");
-  }
+  std::string worker_pids() const { return nginx_->worker_pids(); }
 
   // Sets the live version to `version` (published while nginx is down) and
   // starts nginx on it.
@@ -199,64 +173,21 @@ class Publish : public ::testing::Test {
   std::string root_;
   std::string exports_;
   std::string link_;
-  std::optional<Process> nginx_;
+  std::optional<NginxProcess> nginx_;
 };
 
-// Requests the base codes from several keep-alive clients until stopped and
-// counts every answer that is not `tag`'s redirect.
-class Load {
+// Requests the base codes from 4 keep-alive clients until stopped; every
+// answer but `tag`'s redirect is wrong.
+class Load : public LoadDriver {
  public:
-  Load(uint16_t port, std::string tag) : port_(port), tag_(std::move(tag)) {
-    for (int t = 0; t < 4; ++t) threads_.emplace_back([this, t] { run(t); });
-  }
-  ~Load() { stop(); }
-  Load(const Load&) = delete;
-  Load& operator=(const Load&) = delete;
-
-  void stop() {
-    stop_ = true;
-    for (std::thread& thread : threads_) {
-      if (thread.joinable()) thread.join();
-    }
-  }
-  int requests() const { return requests_; }
-  int wrong() const { return wrong_; }
-  int transport_errors() const { return transport_errors_; }
-  std::string first_wrong() const {
-    std::lock_guard<std::mutex> guard(mutex_);
-    return first_wrong_;
-  }
-
- private:
-  void run(int t) {
-    HttpClient client("127.0.0.1", port_, 5000ms);
-    for (std::size_t i = static_cast<std::size_t>(t); !stop_; ++i) {
-      const std::string& code = kCodes[i % kCodes.size()];
-      try {
-        const Response r = client.get("/" + code);
-        ++requests_;
-        const std::string expected = "https://example.com/" + tag_ + "/" + code;
-        if (r.status != 307 || r.header("location") != expected) {
-          ++wrong_;
-          std::lock_guard<std::mutex> guard(mutex_);
-          if (first_wrong_.empty())
-            first_wrong_ = code + ": " + r.summary() + " " + r.header("location");
-        }
-      } catch (const TransportError& e) {
-        ++transport_errors_;
-      }
-    }
-  }
-
-  uint16_t port_;
-  std::string tag_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> requests_{0};
-  std::atomic<int> wrong_{0};
-  std::atomic<int> transport_errors_{0};
-  mutable std::mutex mutex_;
-  std::string first_wrong_;  // guarded by mutex_
-  std::vector<std::thread> threads_;
+  Load(uint16_t port, const std::string& tag)
+      : LoadDriver(port, 4, [tag](HttpClient& client, long n) {
+          const std::string& code = kCodes[static_cast<std::size_t>(n) % kCodes.size()];
+          const Response r = client.get("/" + code);
+          const std::string expected = "https://example.com/" + tag + "/" + code;
+          if (r.status == 307 && r.header("location") == expected) return std::string();
+          return code + ": " + r.summary() + " " + r.header("location");
+        }) {}
 };
 
 TEST_F(Publish, PutsTheNewestVersionLiveAndTheEdgeServesItsNewCodes) {
@@ -318,8 +249,8 @@ TEST_F(Publish, VersionFailingNginxTestIsRefusedWhileTheOldOneServesUnderLoad) {
   EXPECT_EQ(served_version(), "v2\n");
   EXPECT_EQ(worker_pids(), workers) << "nothing was reloaded";
   EXPECT_GT(load.requests(), 100);
-  EXPECT_EQ(load.wrong(), 0) << load.first_wrong();
-  EXPECT_EQ(load.transport_errors(), 0);
+  EXPECT_EQ(load.wrong(), 0) << load.first_problem();
+  EXPECT_EQ(load.failed(), 0);
 }
 
 TEST_F(Publish, MapWithHashWarningsIsRefused) {
@@ -366,10 +297,11 @@ TEST_F(Publish, VersionNeverSeenAtTheProbeIsRolledBackUnderLoadThenTheNextGoesLi
   EXPECT_EQ(HttpClient("127.0.0.1", port_).get("/extra").status, 502)
       << "v3's extra code is gone again";
   EXPECT_GT(load.requests(), 100);
-  EXPECT_EQ(load.wrong(), 0) << load.first_wrong();
-  EXPECT_EQ(load.transport_errors(), 0) << "closed keep-alive connections are retried once";
-  std::cout << "probe rollback under load: " << load.requests() << " requests, "
-            << load.transport_errors() << " transport errors\n";
+  EXPECT_EQ(load.wrong(), 0) << load.first_problem();
+  EXPECT_EQ(load.failed(), 0) << "closed keep-alive connections are retried once";
+  std::cout << "probe rollback under load: " << load.requests() << " requests, " << load.failed()
+            << " transport errors, " << load.resent()
+            << " sent again after a keep-alive connection closed before any response byte\n";
 
   write_version("v4", entries_for("four"));
   const CommandResult next = publish();

@@ -24,6 +24,7 @@
 
 #include "exporter/edge_config.h"
 #include "integration/support/http_client.h"
+#include "integration/support/nginx_process.h"
 #include "integration/support/process.h"
 #include "integration/support/test_env.h"
 
@@ -41,39 +42,6 @@ std::string code_of(int i) {
   std::string n = std::to_string(i);
   return "w" + std::string(6 - n.size(), '0') + n;
 }
-
-// A real nginx on `conf` (already written), started and answering `version`.
-class Nginx {
- public:
-  Nginx(const std::string& dir, uint16_t port, const std::string& version) : port_(port) {
-    process_.emplace(std::vector<std::string>{kNginx, "-p", dir + "/", "-e", dir + "/startup.log",
-                                              "-c", dir + "/nginx.conf", "-g", "daemon off;"},
-                     inherited_environment(), dir + "/nginx.out", dir + "/nginx.out");
-    HttpClient client("127.0.0.1", port_, 1000ms);
-    const auto deadline = Clock::now() + 60s;
-    while (true) {
-      try {
-        const Response r = client.get("/_edge/version");
-        if (r.status == 200 && r.body == version + "\n") break;
-      } catch (const TransportError&) {
-      }
-      if (!process_->running() || Clock::now() > deadline) {
-        throw std::runtime_error("nginx did not start: " + tail_of_file(dir + "/nginx.out") +
-                                 tail_of_file(dir + "/error.log"));
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-  }
-  ~Nginx() {
-    if (process_) process_->terminate(10s);
-  }
-  Nginx(const Nginx&) = delete;
-  Nginx& operator=(const Nginx&) = delete;
-
- private:
-  uint16_t port_;
-  std::optional<Process> process_;
-};
 
 // Requests/s of `wrk -t1 -c64 -d<seconds>s` on `url`.
 double wrk_rate(const std::string& url, int seconds) {
@@ -95,12 +63,7 @@ double median(std::vector<double> values) {
 class Watch : public ::testing::Test {
  protected:
   Watch() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/watch-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    ::chmod(pattern.c_str(), 0755);
-    root_ = pattern;
+    root_ = make_nginx_readable_dir("watch");
     exports_ = root_ + "/exports";
     fs::create_directories(exports_);
     ::chmod(exports_.c_str(), 0755);
@@ -216,7 +179,7 @@ TEST_F(Watch, DisabledOrRetargetedLinkLeavesTheEdgeWithinTwoSecondsInA100kMap) {
   for (const std::string& flag : publish_flags()) publish.push_back(flag);
   const CommandResult first = run_command(publish, env, 120s);
   ASSERT_TRUE(first.exit && first.exit->success()) << first.describe();
-  Nginx edge(root_ + "/edge", edge_port_, "v1");
+  NginxProcess edge(root_ + "/edge", root_ + "/edge/nginx.conf", edge_port_, "v1");
 
   std::vector<std::string> watch_argv = {EXPORTER_BIN, "watch", "--all"};
   for (const std::string& flag : publish_flags()) watch_argv.push_back(flag);
@@ -293,7 +256,7 @@ TEST_F(Watch, DisabledOrRetargetedLinkLeavesTheEdgeWithinTwoSecondsInA100kMap) {
   const uint16_t plain_port = free_port();
   write_conf(root_ + "/plain", plain_port, true);
   const std::string live_version = fs::read_symlink(exports_ + "/live").string();
-  Nginx plain(root_ + "/plain", plain_port, live_version);
+  NginxProcess plain(root_ + "/plain", root_ + "/plain/nginx.conf", plain_port, live_version);
   const std::string hit = "/" + code_of(777);
   std::vector<double> with_check;
   std::vector<double> without_check;

@@ -113,7 +113,7 @@ TEST(ExporterEdgeConfig, FillsEveryPlaceholderAndRefusesUnsafeValues) {
   params.redirect_max_age = 45;
   params.worker_processes = "2";
   EXPECT_EQ(render_edge_config(text, params),
-            "listen 127.0.0.1:8000; pid /run/edge/p; server 127.0.0.1:8080;\n        server "
+            "listen 127.0.0.1:8000; pid /run/edge/p; server 127.0.0.1:8080; server "
             "127.0.0.1:8081; include /srv/export/current/m; /etc/nginx/visit_log.conf "
             "/var/log/visits.jsonl max-age=45 w 2; [:@/?] user@example");
   EdgeConfigParams bad = params;

@@ -101,6 +101,7 @@ struct HttpClient::Impl {
   beast::flat_buffer buffer;
   bool connected = false;
   Headers default_headers;
+  std::size_t resent_after_close = 0;
 };
 
 HttpClient::HttpClient(std::string host, uint16_t port, std::chrono::milliseconds timeout)
@@ -115,6 +116,8 @@ void HttpClient::set_timeout(std::chrono::milliseconds timeout) { impl_->timeout
 void HttpClient::set_default_headers(Headers headers) {
   impl_->default_headers = std::move(headers);
 }
+
+std::size_t HttpClient::resent_after_close() const { return impl_->resent_after_close; }
 
 void HttpClient::close() {
   if (impl_->connected) impl_->disconnect();
@@ -168,7 +171,10 @@ Response HttpClient::request(std::string_view method, std::string_view target,
     }
     const bool got_response_bytes = parser.got_some();
     c.disconnect();
-    if (attempt == 0 && reused && !got_response_bytes && is_closed_by_peer(ec)) continue;
+    if (attempt == 0 && reused && !got_response_bytes && is_closed_by_peer(ec)) {
+      ++c.resent_after_close;
+      continue;
+    }
     throw TransportError(std::string(method) + " " + std::string(target) + " on " + c.host + ":" +
                          std::to_string(c.port) + ": " + ec.message());
   }

@@ -65,6 +65,10 @@ class HttpClient {
   Response post_json(std::string_view target, std::string_view json);
   Response patch_json(std::string_view target, std::string_view json);
 
+  // How many requests were sent a second time because a reused connection was
+  // closed by the server before any response byte arrived (see request()).
+  std::size_t resent_after_close() const;
+
   // Applies to requests started afterwards.
   void set_timeout(std::chrono::milliseconds timeout);
   // Header fields sent with every later request, unless the request's own

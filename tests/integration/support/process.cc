@@ -50,8 +50,8 @@ std::string read_file(const std::string& path) {
 }
 
 bool is_origin_setting(const std::string& name) {
-  static const char* const kExact[] = {"DATABASE_URL", "PUBLIC_BASE_URL", "CODE_LENGTH",
-                                       "REDIRECT_MAX_AGE", "MAX_BODY_BYTES"};
+  static const char* const kExact[] = {"DATABASE_URL", "DATABASE_READ_URL", "PUBLIC_BASE_URL",
+                                       "CODE_LENGTH",  "REDIRECT_MAX_AGE",  "MAX_BODY_BYTES"};
   for (const char* exact : kExact) {
     if (name == exact) return true;
   }
