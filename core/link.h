@@ -1,6 +1,7 @@
 // The link model shared by the origin and the exporter.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -19,6 +20,9 @@ struct Link {
   bool disabled = false;
   TimePoint created_at;
   TimePoint updated_at;
+  // The API key that created the link; nullopt when created without one
+  // (OPEN_SHORTEN=true, or before keys existed).
+  std::optional<std::int64_t> owner_key_id;
 };
 
 enum class LinkState { kActive, kExpired, kDisabled };

@@ -39,23 +39,27 @@ void enable_keepalives(int fd) {
 
 class ChangeListener::Receiver : public pqxx::notification_receiver {
  public:
-  Receiver(pqxx::connection_base& conn, ChangeListener& owner)
-      : pqxx::notification_receiver(conn, kLinkChangedChannel), owner_(owner) {}
+  Receiver(pqxx::connection_base& conn, const std::string& channel, ChangeListener& owner,
+           const OnChange& on_change)
+      : pqxx::notification_receiver(conn, channel), owner_(owner), on_change_(on_change) {}
 
   void operator()(const std::string& payload, int /*backend_pid*/) override {
-    owner_.report_change(payload);
+    owner_.report_change(on_change_, payload);
   }
 
  private:
   ChangeListener& owner_;
+  const OnChange& on_change_;
 };
 
 ChangeListener::ChangeListener(std::string url, OnChange on_change, OnReset on_reset,
-                               std::chrono::milliseconds retry_interval)
+                               std::chrono::milliseconds retry_interval,
+                               std::vector<ExtraChannel> extra_channels)
     : url_(std::move(url)),
       on_change_(std::move(on_change)),
       on_reset_(std::move(on_reset)),
-      retry_interval_(retry_interval) {
+      retry_interval_(retry_interval),
+      extra_channels_(std::move(extra_channels)) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -73,6 +77,11 @@ void ChangeListener::stop() {
   wake_.notify_all();
 }
 
+bool ChangeListener::wait_until_listening(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return wake_.wait_for(lock, timeout, [this] { return reset_once_; });
+}
+
 void ChangeListener::loop() {
   bool logged_down = false;
   while (!stopping()) {
@@ -87,11 +96,14 @@ void ChangeListener::loop() {
 // notifications until the connection fails or stop() is called.
 void ChangeListener::listen_once(bool& logged_down) {
   std::unique_ptr<pqxx::connection> conn;
-  std::unique_ptr<Receiver> receiver;
+  std::vector<std::unique_ptr<Receiver>> receivers;
   try {
     conn = std::make_unique<pqxx::connection>(url_);
     enable_keepalives(conn->sock());
-    receiver = std::make_unique<Receiver>(*conn, *this);
+    receivers.push_back(std::make_unique<Receiver>(*conn, kLinkChangedChannel, *this, on_change_));
+    for (const ExtraChannel& extra : extra_channels_) {
+      receivers.push_back(std::make_unique<Receiver>(*conn, extra.name, *this, extra.on_change));
+    }
     // The receiver's LISTEN swallows a connection lost meanwhile; and libpqxx
     // would silently reconnect and LISTEN again on the next query, hiding the
     // gap. So no query is sent after this point, and every wait is followed
@@ -101,6 +113,11 @@ void ChangeListener::listen_once(bool& logged_down) {
     if (logged_down) log_event("info", "listening for link changes again");
     logged_down = false;
     report_reset();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      reset_once_ = true;
+    }
+    wake_.notify_all();
     while (!stopping()) {
       try {
         conn->await_notification(0, kAwaitMicroseconds);
@@ -120,15 +137,15 @@ void ChangeListener::listen_once(bool& logged_down) {
   // Close first: the receiver's destructor would otherwise send UNLISTEN,
   // reconnecting to do so if the connection is broken.
   if (conn) conn->disconnect();
-  receiver.reset();
+  receivers.clear();
 }
 
-void ChangeListener::report_change(const std::string& code) {
+void ChangeListener::report_change(const OnChange& on_change, const std::string& payload) {
   try {
-    if (on_change_) on_change_(code);
+    if (on_change) on_change(payload);
   } catch (const std::exception& e) {
     log_event("error", "link change handler failed; resetting",
-              {{"code", code}, {"error", first_line(e.what())}});
+              {{"code", payload}, {"error", first_line(e.what())}});
     reset_pending_ = true;
   }
 }

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace origin {
 
@@ -39,9 +40,18 @@ class ChangeListener {
   using OnChange = std::function<void(const std::string& code)>;
   using OnReset = std::function<void()>;
 
-  // Starts the thread. `url` is a libpq connection string or URI.
+  // Another channel followed on the same connection (e.g. api_key_changed):
+  // its on_change receives that channel's payloads, under the same contract.
+  struct ExtraChannel {
+    std::string name;
+    OnChange on_change;
+  };
+
+  // Starts the thread. `url` is a libpq connection string or URI. on_reset
+  // covers the extra channels too.
   ChangeListener(std::string url, OnChange on_change, OnReset on_reset,
-                 std::chrono::milliseconds retry_interval = std::chrono::milliseconds(250));
+                 std::chrono::milliseconds retry_interval = std::chrono::milliseconds(250),
+                 std::vector<ExtraChannel> extra_channels = {});
   ~ChangeListener();  // stop()s and joins the thread
   ChangeListener(const ChangeListener&) = delete;
   ChangeListener& operator=(const ChangeListener&) = delete;
@@ -49,6 +59,12 @@ class ChangeListener {
   // Asks the thread to end; it notices within about 200 ms (or once a
   // connection attempt in progress ends). Does not wait. Thread-safe.
   void stop();
+
+  // Waits until the first on_reset() has returned (LISTEN in effect), at
+  // most `timeout`; false when it has not. Lets a server start answering only
+  // once its cache can be kept coherent, so that the first reset does not
+  // discard what the first requests loaded. Thread-safe.
+  bool wait_until_listening(std::chrono::milliseconds timeout);
 
   // True while LISTEN is in effect on a live connection (as of the last
   // check, at most ~200 ms old). Thread-safe.
@@ -59,17 +75,19 @@ class ChangeListener {
   void loop();
   void listen_once(bool& logged_down);
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
-  void report_change(const std::string& code);
+  void report_change(const OnChange& on_change, const std::string& payload);
   void report_reset();
 
   const std::string url_;
   const OnChange on_change_;
   const OnReset on_reset_;
   const std::chrono::milliseconds retry_interval_;
+  const std::vector<ExtraChannel> extra_channels_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> listening_{false};
   bool reset_pending_ = false;  // used by the listener thread only
   std::mutex mu_;               // with wake_, interrupts the retry wait
+  bool reset_once_ = false;     // guarded by mu_
   std::condition_variable wake_;
   std::thread thread_;
 };

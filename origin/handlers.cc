@@ -6,6 +6,7 @@
 #include "core/json.h"
 #include "core/redirect.h"
 #include "origin/api_request.h"
+#include "origin/client_ip.h"
 #include "origin/db_health.h"
 #include "origin/log.h"
 
@@ -255,24 +256,108 @@ HttpResponse Api::dispatch(const HttpRequest& request) {
     case RouteKind::kRedirect:
       return render_redirect(request, route.code, load_redirect(route.code));
     case RouteKind::kLinkStats:
-      if (stats_ == nullptr) return error_response(404, "not_found", "stats are not served here");
-      return handle_stats(*stats_, route.code, query_of(request.target), core::now_ms());
-    case RouteKind::kLinkItem:
-      if (request.method == "GET") return show_link(route.code);
+    case RouteKind::kLinkItem: {
+      core::Link link;
+      if (auto refused = authorize_manage(request, route.code, &link)) return std::move(*refused);
+      if (route.kind == RouteKind::kLinkStats) {
+        if (stats_ == nullptr) {
+          return error_response(404, "not_found", "stats are not served here");
+        }
+        return handle_stats(*stats_, route.code, query_of(request.target), core::now_ms());
+      }
+      if (request.method == "GET") return show_link(link);
       if (request.method == "PATCH") return patch_link(request, route.code);
       return delete_link(route.code);
+    }
     default:
       return error_response(404, "not_found", "no such resource");
   }
 }
 
+Authenticator::Result Api::identify(const HttpRequest& request) {
+  std::optional<std::string> key = presented_key(request.authorization, request.api_key);
+  if (authenticator_ == nullptr) {
+    Authenticator::Result result;
+    if (key) result.outcome = Authenticator::Outcome::kInvalid;
+    return result;
+  }
+  return authenticator_->authenticate(key);
+}
+
+HttpResponse Api::unauthorized(Authenticator::Outcome outcome) {
+  const bool missing = outcome == Authenticator::Outcome::kNoKey;
+  (missing ? access_counters_.auth_missing : access_counters_.auth_invalid)
+      .fetch_add(1, std::memory_order_relaxed);
+  // Never quotes the key: it may be a real key sent to the wrong place.
+  HttpResponse r = error_response(
+      401, "unauthorized",
+      missing ? "an API key is required: send Authorization: Bearer <key> or X-Api-Key: <key>"
+              : "the API key is not valid (unknown or revoked)");
+  r.headers.emplace_back("WWW-Authenticate",
+                         missing ? R"(Bearer realm="shortener")"
+                                 : R"(Bearer realm="shortener", error="invalid_token")");
+  return r;
+}
+
+std::optional<HttpResponse> Api::authorize_manage(const HttpRequest& request,
+                                                  const std::string& code, core::Link* link) {
+  const Authenticator::Result caller = identify(request);
+  if (caller.outcome != Authenticator::Outcome::kValid) return unauthorized(caller.outcome);
+  std::optional<core::Link> found = store_.find(code);
+  if (!found) return error_response(404, "not_found", "no link with this code");
+  // 403 rather than 404: GET /{code} tells anyone whether a code exists, so
+  // pretending it does not would hide nothing and only confuse its owner.
+  if (!caller.identity.admin && found->owner_key_id != caller.identity.id) {
+    access_counters_.auth_forbidden.fetch_add(1, std::memory_order_relaxed);
+    return error_response(403, "forbidden",
+                          "this API key did not create this link and is not an admin key");
+  }
+  *link = std::move(*found);
+  return std::nullopt;
+}
+
 HttpResponse Api::create_link(const HttpRequest& request) {
+  const Authenticator::Result caller = identify(request);
+  if (caller.outcome == Authenticator::Outcome::kInvalid ||
+      (caller.outcome == Authenticator::Outcome::kNoKey && !config_.open_shorten)) {
+    return unauthorized(caller.outcome);
+  }
   if (!is_json(request.content_type)) {
     return error_response(415, "unsupported_media_type", "Content-Type must be application/json");
   }
   auto parsed = parse_create_request(request.body, url_policy_, core::now_ms());
   if (auto* e = std::get_if<ApiError>(&parsed)) return error_response(*e);
-  auto created = store_.create(std::get<NewLink>(parsed));
+  NewLink& new_link = std::get<NewLink>(parsed);
+  if (config_.create_per_ip_per_min > 0) {
+    std::optional<IpAddress> peer = parse_ip(request.client_ip);
+    new_link.limits.push_back({peer ? rate_limit_subject(client_address(
+                                          *peer, request.forwarded_for, config_.trusted_proxies))
+                                    : "ip:" + request.client_ip,
+                               config_.create_per_ip_per_min});
+  }
+  if (caller.outcome == Authenticator::Outcome::kValid) {
+    new_link.owner_key_id = caller.identity.id;
+    if (config_.create_per_key_per_min > 0) {
+      new_link.limits.push_back(
+          {"key:" + std::to_string(caller.identity.id), config_.create_per_key_per_min});
+    }
+  }
+  auto created = store_.create(new_link);
+  if (auto* limited = std::get_if<RateLimited>(&created)) {
+    const bool by_key = limited->subject.rfind("key:", 0) == 0;
+    (by_key ? access_counters_.rate_limited_key : access_counters_.rate_limited_ip)
+        .fetch_add(1, std::memory_order_relaxed);
+    const std::string seconds = std::to_string(limited->retry_after_s);
+    HttpResponse r = error_response(429, "rate_limited",
+                                    std::string("too many links created ") +
+                                        (by_key ? "with this API key" : "from this address") +
+                                        " in this minute (limit " +
+                                        std::to_string(by_key ? config_.create_per_key_per_min
+                                                              : config_.create_per_ip_per_min) +
+                                        "); retry in " + seconds + " s");
+    r.headers.emplace_back("Retry-After", seconds);
+    return r;
+  }
   if (auto* failure = std::get_if<CreateFailure>(&created)) {
     if (*failure == CreateFailure::kAliasTaken) {
       return error_response(409, "alias_taken", "this alias is already taken", "alias");
@@ -377,11 +462,7 @@ HttpResponse Api::render_redirect(const HttpRequest& request, const std::string&
   return r;
 }
 
-HttpResponse Api::show_link(const std::string& code) {
-  std::optional<core::Link> link = store_.find(code);
-  if (!link) return error_response(404, "not_found", "no link with this code");
-  return link_response(200, *link);
-}
+HttpResponse Api::show_link(const core::Link& link) { return link_response(200, link); }
 
 HttpResponse Api::patch_link(const HttpRequest& request, const std::string& code) {
   if (!is_json(request.content_type)) {

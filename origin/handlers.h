@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "core/url_policy.h"
+#include "origin/access_counters.h"
+#include "origin/authenticator.h"
 #include "origin/link_cache.h"
 #include "origin/link_store.h"
 #include "origin/metrics.h"
@@ -28,8 +30,12 @@ struct HttpRequest {
   std::string content_type;
   std::string accept;
   std::string body;
-  std::string client_ip;
+  std::string client_ip;   // the connection's peer
   std::string request_id;  // the X-Request-Id answered; log lines carry it
+  // Credentials and proxy hops; never logged, never echoed.
+  std::string authorization;  // Authorization
+  std::string api_key;        // X-Api-Key
+  std::string forwarded_for;  // every X-Forwarded-For field, joined with ", "
 };
 
 struct HttpResponse {
@@ -106,12 +112,28 @@ class Api {
   // Where GET /api/links/{code}/stats reads; without one that route is 404.
   void set_stats_store(LinkStatsStore* stats) { stats_ = stats; }
 
+  // Verifies API keys. Call before serving; without one every presented key
+  // is invalid, so only OPEN_SHORTEN creation works and nothing can be managed.
+  void set_authenticator(Authenticator* authenticator) { authenticator_ = authenticator; }
+
+  // Refusals (401, 403, 429) so far, for /metrics. Thread-safe.
+  const AccessCounters& access_counters() const { return access_counters_; }
+
  private:
   HttpResponse dispatch(const HttpRequest& request);
   HttpResponse create_link(const HttpRequest& request);
-  HttpResponse show_link(const std::string& code);
+  HttpResponse show_link(const core::Link& link);
   HttpResponse patch_link(const HttpRequest& request, const std::string& code);
   HttpResponse delete_link(const std::string& code);
+  // The key `request` presents, checked (kInvalid for any key when no
+  // authenticator is set). Throws StoreUnavailable.
+  Authenticator::Result identify(const HttpRequest& request);
+  // nullopt when `request` may manage `code`, whose link is then in *link;
+  // otherwise the 401, 403 or 404 to answer.
+  std::optional<HttpResponse> authorize_manage(const HttpRequest& request, const std::string& code,
+                                               core::Link* link);
+  // 401 for a request without a usable key (counted).
+  HttpResponse unauthorized(Authenticator::Outcome outcome);
   HttpResponse link_response(int status, const core::Link& link) const;
   std::string metrics_text() const;
 
@@ -125,6 +147,8 @@ class Api {
   std::function<bool()> journal_ok_;
   metrics::Registry* registry_ = nullptr;
   LinkStatsStore* stats_ = nullptr;
+  Authenticator* authenticator_ = nullptr;
+  AccessCounters access_counters_;
 };
 
 }  // namespace origin

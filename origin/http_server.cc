@@ -93,8 +93,9 @@ namespace {
 // without type-erased executor copies.
 using Executor = net::io_context::executor_type;
 using Socket = net::basic_stream_socket<tcp, Executor>;
-using DeadlineTimer = net::basic_waitable_timer<std::chrono::steady_clock,
-                                                net::wait_traits<std::chrono::steady_clock>, Executor>;
+using DeadlineTimer =
+    net::basic_waitable_timer<std::chrono::steady_clock,
+                              net::wait_traits<std::chrono::steady_clock>, Executor>;
 using Clock = std::chrono::steady_clock;
 
 std::string_view to_std(beast::string_view text) { return {text.data(), text.size()}; }
@@ -264,6 +265,12 @@ class Session : public std::enable_shared_from_this<Session> {
     request.body = std::move(req.body());
     request.client_ip = client_ip_;
     request.request_id = request_id();
+    request.authorization = std::string(req[http::field::authorization]);
+    request.api_key = std::string(req["X-Api-Key"]);
+    for (auto [it, end] = req.equal_range("X-Forwarded-For"); it != end; ++it) {
+      if (!request.forwarded_for.empty()) request.forwarded_for += ", ";
+      request.forwarded_for.append(it->value().data(), it->value().size());
+    }
     return request;
   }
 

@@ -10,19 +10,23 @@
 #include <vector>
 
 #include "core/config.h"
+#include "origin/authenticator.h"
 #include "origin/change_listener.h"
 #include "origin/db_health.h"
 #include "origin/handlers.h"
 #include "origin/http_server.h"
 #include "origin/ingest_command.h"
 #include "origin/ingester.h"
+#include "origin/keys_command.h"
 #include "origin/link_cache.h"
 #include "origin/log.h"
 #include "origin/metrics.h"
 #include "origin/metrics_sources.h"
 #include "origin/migrations.h"
 #include "origin/origin_config.h"
+#include "origin/pg_key_store.h"
 #include "origin/pg_link_store.h"
+#include "origin/rate_limit_janitor.h"
 
 namespace {
 
@@ -32,6 +36,8 @@ constexpr const char* kUsage =
     "  migrate   apply pending database migrations\n"
     "  ingest --source NAME=PATH [--source ...] [--once]\n"
     "            load visit logs (an nginx edge log, or a journal directory)\n"
+    "  keys create --name NAME [--admin] | keys revoke NAME | keys list\n"
+    "            manage API keys (a new key is printed once)\n"
     "  version   print the version\n";
 
 int migrate() {
@@ -72,14 +78,28 @@ int serve() {
   cache_options.max_bytes = config.link_cache_max_bytes;
   cache_options.negative_ttl = config.link_cache_negative_ttl;
   origin::LinkCache cache(cache_options);
+  // Verified keys are cached briefly; a change of any key row (a revocation)
+  // empties the cache of every instance through NOTIFY api_key_changed.
+  origin::PgKeyStore key_store(pool);
+  origin::Authenticator authenticator(key_store, config.api_key_cache_ttl);
   // Every instance drops a changed code within a NOTIFY's latency; after a
   // reconnect, notifications may have been missed, so everything goes.
   origin::ChangeListener listener(
       config.database.url, [&cache](const std::string& code) { cache.invalidate(code); },
-      [&cache] { cache.clear(); });
+      [&cache, &authenticator] {
+        cache.clear();
+        authenticator.forget_all();
+      },
+      std::chrono::milliseconds(250),
+      {{"api_key_changed", [&authenticator](const std::string&) { authenticator.forget_all(); }}});
+  if (!listener.wait_until_listening(std::chrono::seconds(2))) {
+    origin::log_event("warn", "not listening for changes yet; serving anyway");
+  }
   origin::Api api(config, store, &health, &cache);
   origin::metrics::Registry metrics_registry;
   api.set_metrics_registry(&metrics_registry);
+  api.set_authenticator(&authenticator);
+  origin::RateLimitJanitor rate_limit_janitor(pool, config.rate_limit_cleanup_interval);
   std::error_code mkdir_error;
   if (config.journal_dir != origin::kJournalOff) {
     std::filesystem::create_directories(config.journal_dir, mkdir_error);
@@ -113,7 +133,25 @@ int serve() {
     ingester->start();
   }
   // Scraped on demand: nothing here runs per request.
-  metrics_registry.add_collector([&pool, &ingester, &config, &stats_store](core::PromText& out) {
+  metrics_registry.add_collector([&pool, &ingester, &config, &stats_store,
+                                  &api](core::PromText& out) {
+    const origin::AccessCounters& access = api.access_counters();
+    const auto load = [](const std::atomic<std::uint64_t>& c) {
+      return c.load(std::memory_order_relaxed);
+    };
+    out.family("origin_auth_failures_total", "counter",
+               "Requests refused for their API key: missing (401), invalid or revoked "
+               "(401), not the link's owner nor admin (403).");
+    out.sample("origin_auth_failures_total", {{"reason", "missing"}}, load(access.auth_missing));
+    out.sample("origin_auth_failures_total", {{"reason", "invalid"}}, load(access.auth_invalid));
+    out.sample("origin_auth_failures_total", {{"reason", "forbidden"}},
+               load(access.auth_forbidden));
+    out.family("origin_rate_limit_rejections_total", "counter",
+               "Creations refused with 429, by the limit that refused them.");
+    out.sample("origin_rate_limit_rejections_total", {{"limit", "ip"}},
+               load(access.rate_limited_ip));
+    out.sample("origin_rate_limit_rejections_total", {{"limit", "key"}},
+               load(access.rate_limited_key));
     origin::metrics::render_pool(out, pool);
     if (ingester) {
       origin::metrics::render_ingesters(out, {&*ingester});
@@ -142,6 +180,7 @@ int serve() {
                     {{"address", config.listen_host + ":" + std::to_string(config.listen_port)},
                      {"threads", std::to_string(config.threads)},
                      {"public_base_url", config.public_base_url},
+                     {"open_shorten", config.open_shorten ? "true" : "false"},
                      {"stats_read_from", config.read_database ? "replica" : "primary"},
                      {"journal", config.journal_dir + "/" + config.journal_instance + "-t*"}});
   server.run();
@@ -153,6 +192,10 @@ int serve() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "keys") {
+    setenv("PGCONNECT_TIMEOUT", "2", 0);
+    return origin::run_keys_command(std::vector<std::string>(argv + 2, argv + argc));
+  }
   if (argc >= 2 && std::string(argv[1]) == "ingest") {
     setenv("PGCONNECT_TIMEOUT", "2", 0);
     return origin::run_ingest_command(std::vector<std::string>(argv + 2, argv + argc));

@@ -132,6 +132,20 @@ OriginConfig load_origin_config(const core::Env& env) {
   config.link_cache_negative_ttl =
       std::chrono::milliseconds(env.integer("LINK_CACHE_NEGATIVE_TTL_MS", 5000, 0, 3600000));
   load_observability(env, config);
+  config.open_shorten = env.boolean("OPEN_SHORTEN", false);
+  config.create_per_ip_per_min =
+      static_cast<int>(env.integer("RATE_LIMIT_CREATE_PER_IP_PER_MIN", 1000, 0, 1000000000));
+  config.create_per_key_per_min =
+      static_cast<int>(env.integer("RATE_LIMIT_CREATE_PER_KEY_PER_MIN", 1000, 0, 1000000000));
+  try {
+    config.trusted_proxies = TrustedProxies::parse(env.text("TRUSTED_PROXIES", ""));
+  } catch (const std::invalid_argument& e) {
+    throw core::ConfigError(std::string("TRUSTED_PROXIES: ") + e.what());
+  }
+  config.api_key_cache_ttl =
+      std::chrono::milliseconds(env.integer("API_KEY_CACHE_TTL_MS", 5000, 0, 60000));
+  config.rate_limit_cleanup_interval =
+      std::chrono::seconds(env.integer("RATE_LIMIT_CLEANUP_INTERVAL_S", 30, 1, 3600));
   return config;
 }
 

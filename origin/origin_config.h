@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "core/visit_record.h"
 #include "origin/address_ranges.h"
+#include "origin/client_ip.h"
 
 namespace origin {
 
@@ -54,14 +55,22 @@ struct OriginConfig {
   enum class AccessLog { kOff, kErrors, kAll };
   AccessLog access_log = AccessLog::kErrors;
   std::chrono::milliseconds access_log_slow{500};
+  // Access (README "Keys and rate limits").
+  bool open_shorten = false;          // anyone may create links, without a key
+  int create_per_ip_per_min = 1000;   // 0: no per-IP limit
+  int create_per_key_per_min = 1000;  // 0: no per-key limit
+  TrustedProxies trusted_proxies;     // whose X-Forwarded-For is believed
+  std::chrono::milliseconds api_key_cache_ttl{5000};
+  std::chrono::seconds rate_limit_cleanup_interval{30};  // old windows deleted this often
 };
 
 // Reads ORIGIN_LISTEN, PUBLIC_BASE_URL, ORIGIN_THREADS, CODE_LENGTH,
 // REDIRECT_MAX_AGE, MAX_BODY_BYTES, ORIGIN_READ_TIMEOUT_S, ORIGIN_IDLE_TIMEOUT_S
 // JOURNAL_DIR, ORIGIN_INSTANCE, JOURNAL_MAX_BYTES, JOURNAL_MAX_AGE_S,
-// VISIT_IP_MODE, METRICS_ALLOW, ACCESS_LOG, ACCESS_LOG_SLOW_MS, the database
-// variables, DATABASE_READ_URL and DB_READ_POOL_SIZE. Throws core::ConfigError
-// naming the variable.
+// VISIT_IP_MODE, METRICS_ALLOW, ACCESS_LOG, ACCESS_LOG_SLOW_MS, OPEN_SHORTEN,
+// RATE_LIMIT_CREATE_PER_IP_PER_MIN, RATE_LIMIT_CREATE_PER_KEY_PER_MIN, TRUSTED_PROXIES,
+// API_KEY_CACHE_TTL_MS, RATE_LIMIT_CLEANUP_INTERVAL_S, the database variables, DATABASE_READ_URL
+// and DB_READ_POOL_SIZE. Throws core::ConfigError naming the variable.
 OriginConfig load_origin_config(const core::Env& env);
 
 }  // namespace origin

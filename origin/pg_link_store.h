@@ -14,7 +14,7 @@ class PgLinkStore : public LinkStore {
   // with PgLinkStore::prepare_statements as its setup function.
   PgLinkStore(core::PgPool& pool, std::size_t code_length);
 
-  std::variant<core::Link, CreateFailure> create(const NewLink& link) override;
+  std::variant<core::Link, CreateFailure, RateLimited> create(const NewLink& link) override;
   std::optional<core::Link> find(std::string_view code) override;
   std::optional<core::Link> update(std::string_view code, const LinkPatch& patch) override;
 

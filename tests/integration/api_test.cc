@@ -601,11 +601,12 @@ TEST(LargeBodies, ExpectContinueIsAnsweredSoCurlDoesNotWait) {
   OriginProcess origin(db.url());
   const std::string body =
       R"({"url":"https://example.com/long?)" + std::string(1500, 'q') + R"(","status":302})";
-  const CommandResult result = run_command(
-      {"/usr/bin/curl", "-sS", "--expect100-timeout", "10", "-o", "/dev/null", "-w",
-       "%{http_code} %{time_total}", "-H", "Content-Type: application/json", "--data-binary", body,
-       "http://127.0.0.1:" + std::to_string(origin.port()) + "/api/links"},
-      inherited_environment(), std::chrono::seconds(30));
+  const CommandResult result =
+      run_command({"/usr/bin/curl", "-sS", "--expect100-timeout", "10", "-o", "/dev/null", "-w",
+                   "%{http_code} %{time_total}", "-H", "Content-Type: application/json", "-H",
+                   "Authorization: Bearer " + origin.admin_key(), "--data-binary", body,
+                   "http://127.0.0.1:" + std::to_string(origin.port()) + "/api/links"},
+                  inherited_environment(), std::chrono::seconds(30));
   ASSERT_TRUE(result.exit.has_value() && result.exit->success()) << result.describe();
   const std::string status = result.out.substr(0, result.out.find(' '));
   const double seconds = std::stod(result.out.substr(result.out.find(' ') + 1));

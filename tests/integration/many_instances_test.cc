@@ -258,6 +258,8 @@ TEST_F(ManyInstances, KillingOneInstanceUnderLoadLosesNoAcknowledgedCreateAndNoR
       codes.push_back(create(setup, "https://example.com/k/" + std::to_string(i)));
   }
 
+  // Both instances share the database, so the harness's key works on either.
+  const Headers key = {{"Authorization", "Bearer " + a_->admin_key()}};
   constexpr int kRedirectThreads = 4;
   constexpr int kCreateThreads = 2;
   std::mutex mu;
@@ -273,6 +275,7 @@ TEST_F(ManyInstances, KillingOneInstanceUnderLoadLosesNoAcknowledgedCreateAndNoR
   for (int t = 0; t < kRedirectThreads + kCreateThreads; ++t) {
     threads.emplace_back([&, t] {
       HttpClient client("127.0.0.1", edge_port, 5s);
+      client.set_default_headers(key);
       for (long long n = 0; !stop.load(); ++n) {
         const std::string id = std::to_string(t) + "/" + std::to_string(n);
         ++in_flight;

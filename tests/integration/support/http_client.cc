@@ -100,6 +100,7 @@ struct HttpClient::Impl {
   beast::tcp_stream stream{ioc};
   beast::flat_buffer buffer;
   bool connected = false;
+  Headers default_headers;
   std::size_t resent_after_close = 0;
 };
 
@@ -111,6 +112,10 @@ HttpClient::HttpClient(HttpClient&&) noexcept = default;
 HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 
 void HttpClient::set_timeout(std::chrono::milliseconds timeout) { impl_->timeout = timeout; }
+
+void HttpClient::set_default_headers(Headers headers) {
+  impl_->default_headers = std::move(headers);
+}
 
 std::size_t HttpClient::resent_after_close() const { return impl_->resent_after_close; }
 
@@ -132,6 +137,7 @@ Response HttpClient::request(std::string_view method, std::string_view target,
   req.version(11);
   req.set(http::field::host, c.host + ":" + std::to_string(c.port));
   req.set(http::field::user_agent, "shortener-integration-tests");
+  for (const auto& [name, value] : c.default_headers) req.set(name, value);
   for (const auto& [name, value] : headers) req.set(name, value);
   req.body() = std::string(body);
   req.prepare_payload();

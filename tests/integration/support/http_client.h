@@ -71,6 +71,9 @@ class HttpClient {
 
   // Applies to requests started afterwards.
   void set_timeout(std::chrono::milliseconds timeout);
+  // Header fields sent with every later request, unless the request's own
+  // `headers` name the same field (which then wins).
+  void set_default_headers(Headers headers);
   // Closes the connection if open; the next request reconnects.
   void close();
 

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <deque>
 #include <filesystem>
@@ -55,8 +56,9 @@ bool is_origin_setting(const std::string& name) {
     if (name == exact) return true;
   }
   return name.rfind("ORIGIN_", 0) == 0 || name.rfind("DB_", 0) == 0 ||
-         name.rfind("JOURNAL_", 0) == 0 || name.rfind("VISIT", 0) == 0 ||
-         name.rfind("INGEST", 0) == 0;
+         name.rfind("RATE_LIMIT_", 0) == 0 || name.rfind("API_KEY_", 0) == 0 ||
+         name == "OPEN_SHORTEN" || name == "TRUSTED_PROXIES" || name.rfind("JOURNAL_", 0) == 0 ||
+         name.rfind("VISIT", 0) == 0 || name.rfind("INGEST", 0) == 0;
 }
 
 }  // namespace
@@ -284,6 +286,8 @@ OriginProcess::OriginProcess(const std::string& database_url, const Environment&
   env["ORIGIN_LISTEN"] = "127.0.0.1:" + std::to_string(port_);
   env["PUBLIC_BASE_URL"] = public_base_url_;
   env["JOURNAL_DIR"] = log_dir_ + "/journal";
+  env["RATE_LIMIT_CREATE_PER_IP_PER_MIN"] = "10000000";
+  env["RATE_LIMIT_CREATE_PER_KEY_PER_MIN"] = "10000000";
   for (const auto& [name, value] : overrides) env[name] = value;
   journal_dir_ = env["JOURNAL_DIR"];
   // A caller that chose the address (to restart an origin in place) wins.
@@ -291,6 +295,16 @@ OriginProcess::OriginProcess(const std::string& database_url, const Environment&
     port_ = static_cast<uint16_t>(std::stoi(it->second.substr(it->second.rfind(':') + 1)));
   }
   public_base_url_ = env["PUBLIC_BASE_URL"];
+  {
+    static std::atomic<int> keys_created{0};
+    const std::string name =
+        "harness-" + std::to_string(getpid()) + "-" + std::to_string(++keys_created);
+    const CommandResult created = run_command(
+        {ORIGIN_BIN, "keys", "create", "--name", name, "--admin"}, env, std::chrono::seconds(30));
+    if (created.exit && created.exit->success()) {
+      admin_key_ = created.out.substr(0, created.out.find('\n'));
+    }
+  }
   process_.emplace(std::vector<std::string>{ORIGIN_BIN, "serve"}, env, log_path_, log_path_);
 
   constexpr auto kStartTimeout = std::chrono::seconds(10);
@@ -327,7 +341,26 @@ OriginProcess::~OriginProcess() {
 }
 
 HttpClient OriginProcess::client(std::chrono::milliseconds timeout) const {
+  HttpClient client("127.0.0.1", port_, timeout);
+  if (!admin_key_.empty()) client.set_default_headers({{"Authorization", "Bearer " + admin_key_}});
+  return client;
+}
+
+HttpClient OriginProcess::anonymous_client(std::chrono::milliseconds timeout) const {
   return HttpClient("127.0.0.1", port_, timeout);
+}
+
+bool OriginProcess::wait_ready(std::chrono::milliseconds timeout) const {
+  const auto deadline = Clock::now() + timeout;
+  HttpClient probe("127.0.0.1", port_, std::chrono::milliseconds(2000));
+  while (Clock::now() < deadline) {
+    try {
+      if (probe.get("/readyz").status == 200) return true;
+    } catch (const TransportError&) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
 }
 
 }  // namespace integration

@@ -29,7 +29,8 @@ struct ExitStatus {
 
 // The current process's environment, minus every variable the origin reads
 // (DATABASE_URL, ORIGIN_*, PUBLIC_BASE_URL, DB_*, CODE_LENGTH, REDIRECT_MAX_AGE,
-// MAX_BODY_BYTES), so that a child sees only the settings a test chose.
+// MAX_BODY_BYTES, RATE_LIMIT_*, API_KEY_*, OPEN_SHORTEN, TRUSTED_PROXIES, ...), so that a
+// child sees only the settings a test chose.
 Environment inherited_environment();
 
 // A running child started with fork/execve. Owned by one thread. The
@@ -103,8 +104,12 @@ class OriginProcess {
  public:
   static constexpr const char* kPublicBaseUrl = "https://sho.example.test";
 
-  // Starts the origin with DATABASE_URL=database_url, ORIGIN_LISTEN on a free
-  // port, PUBLIC_BASE_URL=kPublicBaseUrl, JOURNAL_DIR in a private folder, then
+  // Creates an admin API key (`origin keys create --admin`; skipped when the
+  // database has no schema yet, admin_key() then ""). Starts the origin with
+  // DATABASE_URL=database_url, ORIGIN_LISTEN on a free port,
+  // PUBLIC_BASE_URL=kPublicBaseUrl, JOURNAL_DIR in a private folder, creation
+  // rate limits of 10,000,000 per minute (so the counters are exercised but
+  // tests creating thousands of links from 127.0.0.1 are not limited), then
   // `overrides` on top (ORIGIN_LISTEN there sets port()), and waits up
   // to 10 s for GET /healthz to answer 200. Throws std::runtime_error carrying
   // the log tail if the origin exits or does not become healthy in time.
@@ -117,8 +122,17 @@ class OriginProcess {
   uint16_t port() const { return port_; }
   pid_t pid() const { return process_->pid(); }
   const std::string& public_base_url() const { return public_base_url_; }
-  // A new keep-alive client to this origin.
+  // A new keep-alive client to this origin that sends admin_key() as
+  // `Authorization: Bearer` with every request.
   HttpClient client(std::chrono::milliseconds timeout = HttpClient::kDefaultTimeout) const;
+  // A new keep-alive client that sends no key.
+  HttpClient anonymous_client(
+      std::chrono::milliseconds timeout = HttpClient::kDefaultTimeout) const;
+  const std::string& admin_key() const { return admin_key_; }
+  // Polls GET /readyz until it answers 200 (true) or `timeout` passes (false):
+  // on a loaded machine the first health check can time out, and the origin
+  // then answers 503 for a moment.
+  bool wait_ready(std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
   Process& process() { return *process_; }
   const std::string& log_path() const { return log_path_; }
   // Where this origin journals visits (JOURNAL_DIR).
@@ -131,6 +145,7 @@ class OriginProcess {
   std::string log_dir_;
   std::string log_path_;
   std::string journal_dir_;
+  std::string admin_key_;
   std::optional<Process> process_;
 };
 
