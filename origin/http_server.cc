@@ -141,7 +141,7 @@ bool is_digits(beast::string_view text) {
 // safer behind a proxy that may pick another), a list or not plain digits;
 // Transfer-Encoding beside Content-Length (in any order), in HTTP/1.0, not
 // ending in exactly one "chunked", or with another coding (501); obsolete
-// line folding; an HTTP/1.1 request without exactly one Host; methods no
+// line folding; more than one Host; methods no
 // route implements (501). (Beast itself refuses versions other than 1.0 and
 // 1.1.)
 std::optional<Refusal> refuse_header(const http::request<http::string_body>& req, bool obs_fold) {
@@ -196,10 +196,10 @@ std::optional<Refusal> refuse_header(const http::request<http::string_body>& req
                      "only chunked transfer coding is supported"};
     }
   }
-  if (req.version() == 11 && hosts != 1) {
-    return Refusal{400, hosts == 0 ? "missing_host" : "duplicate_host",
-                   "an HTTP/1.1 request needs exactly one Host header"};
-  }
+  // A missing Host is let through although RFC 9112 says 400: the edge
+  // proxies with `Host $http_host`, which sends none for an HTTP/1.0 client
+  // that sent none, and the origin does not route by host.
+  if (hosts > 1) return Refusal{400, "duplicate_host", "Host appears more than once"};
   if (!is_implemented_method(req.method())) {
     return Refusal{501, "method_not_implemented", "this method is not implemented"};
   }
