@@ -194,7 +194,8 @@ std::optional<std::vector<Directive>> read_conf(std::string_view text) {
 }
 
 // The value the file maps `code` to inside `map $edge_code $<variable>`
-// blocks, as ngx_http_map reads a line: two words, key "\x" means "x". A
+// blocks, as ngx_http_map reads a line: two words, `default` and `include`
+// are directives, a key "\x" means "x". A
 // value holding '$' is a variable template (ngx_http_compile_complex_value),
 // reported as nullopt just like a missing key.
 struct Lookup {
@@ -219,6 +220,8 @@ Lookup find_in_maps(const std::vector<Directive>& conf, const std::string& code)
       continue;
     }
     if (!in_entry_map || d.words.size() != 2) continue;
+    // Unescaped, these two are the map's own directives, not keys.
+    if (d.words[0] == "default" || d.words[0] == "include") continue;
     std::string key = d.words[0];
     if (!key.empty() && key[0] == '\\') key.erase(0, 1);
     if (key != code) continue;
