@@ -141,9 +141,8 @@ bool is_digits(beast::string_view text) {
 // safer behind a proxy that may pick another), a list or not plain digits;
 // Transfer-Encoding beside Content-Length (in any order), in HTTP/1.0, not
 // ending in exactly one "chunked", or with another coding (501); obsolete
-// line folding; more than one Host; methods no
-// route implements (501). (Beast itself refuses versions other than 1.0 and
-// 1.1.)
+// line folding; more than one Host; methods no route implements (501).
+// (Beast itself refuses versions other than 1.0 and 1.1.)
 std::optional<Refusal> refuse_header(const http::request<http::string_body>& req, bool obs_fold) {
   if (obs_fold) {
     return Refusal{400, "obsolete_line_folding", "a header field is folded over several lines"};
