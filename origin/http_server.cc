@@ -1,5 +1,7 @@
 #include "origin/http_server.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -9,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
 #include <mutex>
@@ -18,6 +21,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/code.h"
 #include "core/json.h"
 #include "core/visit_record.h"
 #include "origin/journal.h"
@@ -33,8 +37,23 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+using Clock = std::chrono::steady_clock;
+// The session's I/O objects use the io_context's own executor type rather
+// than the polymorphic any_io_executor: every handler then dispatches
+// without type-erased executor copies.
+using Executor = net::io_context::executor_type;
+using Socket = net::basic_stream_socket<tcp, Executor>;
 
 constexpr auto kDrainDeadline = std::chrono::seconds(9);
+// How long a connection closed after an error answer keeps reading (and
+// discarding) what the client still sends, and how much at most.
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr std::size_t kLingerMaxBytes = 1 << 20;
+// Between two "connection cap reached" log lines.
+constexpr auto kCapLogInterval = std::chrono::seconds(10);
+// File descriptors kept free beside client connections (listeners, journal
+// files, database connections, logs).
+constexpr std::size_t kReservedDescriptors = 64;
 
 class Session;
 
@@ -71,11 +90,16 @@ class HttpServer::Impl {
   Api& api;
   net::thread_pool db_workers;
   std::atomic<std::size_t> pending_db{0};
+  // Open client connections over all io threads, and the cap on them
+  // (MAX_CONNECTIONS, lowered to what the descriptor limit allows).
+  std::atomic<std::size_t> connections{0};
+  std::size_t max_connections = 0;
   // Concurrent misses of one code share one store lookup.
   SingleFlight<std::string, std::shared_ptr<const RedirectLookup>> redirect_flights;
 
  private:
   void do_accept(Worker& worker);
+  void refuse(Socket& socket);
   void begin_drain(Worker& worker);
   void schedule_journal_upkeep(Worker& worker);
 
@@ -84,21 +108,108 @@ class HttpServer::Impl {
   std::condition_variable changed_;
   bool stop_requested_ = false;
   unsigned finished_ = 0;
+  std::mutex cap_log_mu_;  // guards the two fields below
+  Clock::time_point next_cap_log_{};
+  std::uint64_t refused_since_log_ = 0;
 };
 
 namespace {
 
-// The session's I/O objects use the io_context's own executor type rather
-// than the polymorphic any_io_executor: every handler then dispatches
-// without type-erased executor copies.
-using Executor = net::io_context::executor_type;
-using Socket = net::basic_stream_socket<tcp, Executor>;
 using DeadlineTimer =
     net::basic_waitable_timer<std::chrono::steady_clock,
                               net::wait_traits<std::chrono::steady_clock>, Executor>;
-using Clock = std::chrono::steady_clock;
 
 std::string_view to_std(beast::string_view text) { return {text.data(), text.size()}; }
+
+// A request refused from its header alone; the connection is closed after the
+// answer, since the body (if any) cannot be delimited or is not wanted.
+struct Refusal {
+  int status;
+  std::string_view code;
+  std::string_view message;
+};
+
+// Methods some route of the API implements. Any other is answered 501; one of
+// these on a route that does not take it, 405 (by the handlers).
+bool is_implemented_method(http::verb method) {
+  return method == http::verb::get || method == http::verb::head || method == http::verb::post ||
+         method == http::verb::patch || method == http::verb::delete_;
+}
+
+bool is_digits(beast::string_view text) {
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// What Beast 1.74 lets through but RFC 9112 (sections 5.2, 6.1, 6.3, 3.2) and
+// request smuggling call for refusing: a Content-Length that is repeated (even
+// with the same value; RFC 9112 allows folding identical ones, refusing is
+// safer behind a proxy that may pick another), a list or not plain digits;
+// Transfer-Encoding beside Content-Length (in any order), in HTTP/1.0, not
+// ending in exactly one "chunked", or with another coding (501); obsolete
+// line folding; more than one Host; methods no route implements (501).
+// (Beast itself refuses versions other than 1.0 and 1.1.)
+std::optional<Refusal> refuse_header(const http::request<http::string_body>& req, bool obs_fold) {
+  if (obs_fold) {
+    return Refusal{400, "obsolete_line_folding", "a header field is folded over several lines"};
+  }
+  int content_lengths = 0;
+  int transfer_encodings = 0;
+  int hosts = 0;
+  bool valid_length = true;
+  std::vector<std::string> codings;
+  for (const auto& field : req) {
+    switch (field.name()) {
+      case http::field::content_length:
+        ++content_lengths;
+        valid_length = valid_length && is_digits(field.value());
+        break;
+      case http::field::transfer_encoding:
+        ++transfer_encodings;
+        for (const auto coding : http::token_list{field.value()}) {
+          codings.emplace_back(core::lowercase_ascii(to_std(coding)));
+        }
+        break;
+      case http::field::host:
+        ++hosts;
+        break;
+      default:
+        break;
+    }
+  }
+  if (content_lengths > 1) {
+    return Refusal{400, "duplicate_content_length", "Content-Length appears more than once"};
+  }
+  if (!valid_length) {
+    return Refusal{400, "invalid_content_length", "Content-Length must be one decimal number"};
+  }
+  if (transfer_encodings > 0) {
+    if (content_lengths > 0) {
+      return Refusal{400, "conflicting_framing",
+                     "Content-Length and Transfer-Encoding must not both be sent"};
+    }
+    if (req.version() == 10) {
+      return Refusal{400, "invalid_transfer_encoding", "Transfer-Encoding is not HTTP/1.0"};
+    }
+    const auto chunked = std::count(codings.begin(), codings.end(), "chunked");
+    if (codings.empty() || codings.back() != "chunked" || chunked != 1) {
+      return Refusal{400, "invalid_transfer_encoding",
+                     "Transfer-Encoding must end with a single chunked"};
+    }
+    if (codings.size() != 1) {
+      return Refusal{501, "unsupported_transfer_encoding",
+                     "only chunked transfer coding is supported"};
+    }
+  }
+  // A missing Host is let through although RFC 9112 says 400: the edge
+  // proxies with `Host $http_host`, which sends none for an HTTP/1.0 client
+  // that sent none, and the origin does not route by host.
+  if (hosts > 1) return Refusal{400, "duplicate_host", "Host appears more than once"};
+  if (!is_implemented_method(req.method())) {
+    return Refusal{501, "method_not_implemented", "this method is not implemented"};
+  }
+  return std::nullopt;
+}
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -106,9 +217,14 @@ class Session : public std::enable_shared_from_this<Session> {
       : socket_(std::move(socket)),
         deadline_timer_(socket_.get_executor()),
         worker_(worker),
-        server_(server) {}
+        server_(server) {
+    server_.connections.fetch_add(1, std::memory_order_relaxed);
+  }
 
-  ~Session() { worker_.sessions.erase(this); }
+  ~Session() {
+    worker_.sessions.erase(this);
+    server_.connections.fetch_sub(1, std::memory_order_relaxed);
+  }
 
   void start() {
     worker_.sessions.insert(this);
@@ -186,16 +302,62 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_.config.max_header_bytes));
     parser_->body_limit(server_.config.max_body_bytes);
+    header_bytes_ = 0;
+    header_previous_byte_ = 0;
+    obs_fold_ = false;
     set_deadline(server_.config.read_timeout);
-    http::async_read_header(
-        socket_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+    parse_header();
+  }
+
+  // http::async_read_header, written out for two things Beast 1.74 lacks:
+  // every byte of the header block passes through note_header_bytes (Beast
+  // accepts obsolete line folding and joins the lines, after which it cannot
+  // be told apart), and the header limit holds for the whole block: Beast
+  // applies it to each put() alone, and put() consumes complete fields, so a
+  // header arriving in pieces could grow without bound.
+  void parse_header() {
+    beast::error_code ec;
+    while (buffer_.size() > 0) {
+      const std::size_t limit = server_.config.max_header_bytes;
+      if (header_bytes_ >= limit) return on_read(http::error::header_limit);
+      parser_->header_limit(static_cast<std::uint32_t>(limit - header_bytes_));
+      const net::const_buffer data = buffer_.data();
+      const std::size_t used = parser_->put(data, ec);
+      header_bytes_ += used;
+      note_header_bytes(std::string_view(static_cast<const char*>(data.data()), used));
+      buffer_.consume(used);
+      if (ec == http::error::need_more) {
+        if (used == 0) break;
+        continue;
+      }
+      if (ec || parser_->is_header_done()) return on_header(ec);
+    }
+    socket_.async_read_some(buffer_.prepare(beast::read_size(buffer_, 65536)),
+                            [self = shared_from_this()](beast::error_code rec, std::size_t n) {
+                              if (rec) return self->on_read(rec);
+                              self->buffer_.commit(n);
+                              self->parse_header();
+                            });
+  }
+
+  // A line of the header block that starts with a space or a tab continues
+  // the previous one (obs-fold). Before the first field Beast refuses it.
+  void note_header_bytes(std::string_view bytes) {
+    for (const char c : bytes) {
+      if (header_previous_byte_ == '\n' && (c == ' ' || c == '\t')) obs_fold_ = true;
+      header_previous_byte_ = c;
+    }
   }
 
   // curl and other clients send "Expect: 100-continue" with larger bodies and
   // wait (curl: 1 s) for an interim answer before sending the body.
   void on_header(beast::error_code ec) {
-    if (ec || parser_->is_done()) return on_read(ec);
+    if (ec) return on_read(ec);
+    if (auto refusal = refuse_header(parser_->get(), obs_fold_)) {
+      head_ = false;
+      return send_error(refusal->status, refusal->code, refusal->message);
+    }
+    if (parser_->is_done()) return on_read(ec);
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       auto interim =
           std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
@@ -216,6 +378,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_read(beast::error_code ec) {
+    head_ = false;
     if (ec == http::error::body_limit) {
       return send_error(
           413, "body_too_large",
@@ -228,7 +391,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return close();
     }
     if (ec && ec.category() == http::make_error_code(http::error::bad_method).category()) {
-      return send_error(400, "bad_request", "malformed HTTP request");
+      // end_of_stream is of this category too, but handled above.
+      return send_error(400, "bad_request", "malformed HTTP request: " + ec.message());
     }
     if (ec) return close();
 
@@ -370,8 +534,10 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Answers and closes the connection, lingering (see linger_close).
   void send_error(int status, std::string_view code, std::string_view message) {
     keep_alive_ = false;
+    linger_ = true;
     HttpResponse response;
     response.status = status;
     response.content_type = "application/json";
@@ -426,7 +592,8 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_write(
         socket_, *res,
         [self = shared_from_this(), res, close_after](beast::error_code ec, std::size_t) {
-          if (ec || close_after) return self->close();
+          if (ec) return self->close();
+          if (close_after) return self->linger_ ? self->linger_close() : self->close();
           self->wait_for_request();
         });
   }
@@ -486,6 +653,32 @@ class Session : public std::enable_shared_from_this<Session> {
                      });
   }
 
+  // After an error answer the client may still be sending (the rest of an
+  // oversized header or body). Closing a socket with unread bytes makes the
+  // kernel send a reset, which can destroy the answer before the client has
+  // read it; so, like nginx's lingering_close, stop sending, then read and
+  // discard until the client closes, for at most kLingerTime and
+  // kLingerMaxBytes.
+  void linger_close() {
+    beast::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return close();
+    buffer_.clear();
+    set_deadline(std::chrono::duration_cast<std::chrono::seconds>(kLingerTime));
+    discard();
+  }
+
+  void discard() {
+    socket_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->lingered_bytes_ += n;
+                              if (ec || self->lingered_bytes_ > kLingerMaxBytes) {
+                                return self->close();
+                              }
+                              self->discard();
+                            });
+  }
+
   void close() {
     beast::error_code ec;
     deadline_timer_.cancel();
@@ -513,12 +706,39 @@ class Session : public std::enable_shared_from_this<Session> {
   bool idle_ = false;
   bool keep_alive_ = true;
   bool head_ = false;
+  bool linger_ = false;  // close through linger_close after the answer
+  std::size_t lingered_bytes_ = 0;
+  std::size_t header_bytes_ = 0;  // of the current request's header, consumed
+  char header_previous_byte_ = 0;
+  bool obs_fold_ = false;
 };
 
 }  // namespace
 
 HttpServer::Impl::Impl(const OriginConfig& cfg, Api& a)
     : config(cfg), api(a), db_workers(cfg.database.pool_size + cfg.database.max_overflow) {
+  // Each connection is a descriptor: take the hard limit, and keep the cap
+  // below it so that running out shows as a clear refusal, not failing
+  // accepts and journal writes.
+  max_connections = config.max_connections;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    if (limit.rlim_cur < limit.rlim_max) {
+      rlimit raised = limit;
+      raised.rlim_cur = limit.rlim_max;
+      if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+    }
+    const std::size_t reserved = kReservedDescriptors + config.threads + config.database.pool_size +
+                                 config.database.max_overflow;
+    const std::size_t usable = limit.rlim_cur > reserved + 1 ? limit.rlim_cur - reserved : 1;
+    if (limit.rlim_cur != RLIM_INFINITY && usable < max_connections) {
+      log_event("warn", "MAX_CONNECTIONS lowered to fit the file descriptor limit",
+                {{"max_connections", std::to_string(usable)},
+                 {"configured", std::to_string(max_connections)},
+                 {"nofile_limit", std::to_string(limit.rlim_cur)}});
+      max_connections = usable;
+    }
+  }
   const auto address = net::ip::make_address(config.listen_host);
   const tcp::endpoint endpoint(address, config.listen_port);
   for (unsigned i = 0; i < config.threads; ++i) {
@@ -562,9 +782,46 @@ void HttpServer::Impl::do_accept(Worker& worker) {
       worker.accept_backoff->async_wait([this, &worker](beast::error_code) { do_accept(worker); });
       return;
     }
-    std::make_shared<Session>(std::move(socket), worker, *this)->start();
+    if (connections.load(std::memory_order_relaxed) >= max_connections) {
+      refuse(socket);
+    } else {
+      std::make_shared<Session>(std::move(socket), worker, *this)->start();
+    }
     do_accept(worker);
   });
+}
+
+// Over the cap: a short 503 written without waiting (it fits any socket
+// buffer), then the socket is closed at once. One log line per
+// kCapLogInterval at most, counting the connections refused since the last.
+void HttpServer::Impl::refuse(Socket& socket) {
+  static const std::string kAnswer = [] {
+    const std::string body = core::error_json(
+        "too_many_connections", "the server has too many open connections; retry shortly");
+    return "HTTP/1.1 503 Service Unavailable\r\nServer: shortener-origin\r\n"
+           "Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+           "Content-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }();
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  socket.write_some(net::buffer(kAnswer), ec);
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  socket.close(ec);
+  std::uint64_t refused = 0;
+  {
+    std::lock_guard<std::mutex> lock(cap_log_mu_);
+    ++refused_since_log_;
+    const auto now = Clock::now();
+    if (now < next_cap_log_) return;
+    next_cap_log_ = now + kCapLogInterval;
+    refused = refused_since_log_;
+    refused_since_log_ = 0;
+  }
+  log_event("warn", "connection cap reached; refusing new connections",
+            {{"max_connections", std::to_string(max_connections)},
+             {"open_connections", std::to_string(connections.load())},
+             {"refused_since_last_log", std::to_string(refused)}});
 }
 
 bool HttpServer::Impl::journal_healthy() const {

@@ -100,6 +100,8 @@ OriginConfig load_origin_config(const core::Env& env) {
   config.redirect_max_age = static_cast<int>(env.integer("REDIRECT_MAX_AGE", 90, 0, 31536000));
   config.max_body_bytes =
       static_cast<std::size_t>(env.integer("MAX_BODY_BYTES", 8192, 1024, 1048576));
+  config.max_connections =
+      static_cast<std::size_t>(env.integer("MAX_CONNECTIONS", 10000, 1, 1000000));
   config.read_timeout = std::chrono::seconds(env.integer("ORIGIN_READ_TIMEOUT_S", 15, 1, 3600));
   config.idle_timeout = std::chrono::seconds(env.integer("ORIGIN_IDLE_TIMEOUT_S", 30, 1, 3600));
   config.journal_dir = env.text("JOURNAL_DIR", "journal");

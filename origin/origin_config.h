@@ -36,6 +36,9 @@ struct OriginConfig {
   std::chrono::seconds read_timeout{15};  // per request, headers and body
   std::chrono::seconds idle_timeout{30};  // keep-alive between requests
   std::size_t max_pending_db_requests = 4096;
+  // Open client connections over all io threads; more are answered 503 and
+  // closed at once.
+  std::size_t max_connections = 10000;
 
   // Visit journal (see journal.h): one writer per io thread, files named
   // "<journal_instance>-t<N>-<seq>.jsonl" under journal_dir.
@@ -65,7 +68,7 @@ struct OriginConfig {
 };
 
 // Reads ORIGIN_LISTEN, PUBLIC_BASE_URL, ORIGIN_THREADS, CODE_LENGTH,
-// REDIRECT_MAX_AGE, MAX_BODY_BYTES, ORIGIN_READ_TIMEOUT_S, ORIGIN_IDLE_TIMEOUT_S
+// REDIRECT_MAX_AGE, MAX_BODY_BYTES, MAX_CONNECTIONS, ORIGIN_READ_TIMEOUT_S, ORIGIN_IDLE_TIMEOUT_S
 // JOURNAL_DIR, ORIGIN_INSTANCE, JOURNAL_MAX_BYTES, JOURNAL_MAX_AGE_S,
 // VISIT_IP_MODE, METRICS_ALLOW, ACCESS_LOG, ACCESS_LOG_SLOW_MS, OPEN_SHORTEN,
 // RATE_LIMIT_CREATE_PER_IP_PER_MIN, RATE_LIMIT_CREATE_PER_KEY_PER_MIN, TRUSTED_PROXIES,
