@@ -780,9 +780,9 @@ class LogFollower final : public Ingester::Follower {
     for (Checkpoint& cp : store.load_checkpoints(source_name_)) {
       if (cp.file_key == path_) stored_ = cp;
     }
-    std::vector<TrackedFile> held;
-    for (TrackedFile& f : files_) held.push_back(std::move(f));
+    std::vector<TrackedFile> held;  // oldest first
     for (TrackedFile& f : retired_) held.push_back(std::move(f));
+    for (TrackedFile& f : files_) held.push_back(std::move(f));
     files_.clear();
     retired_.clear();
     pending_.reset();
@@ -790,6 +790,21 @@ class LogFollower final : public Ingester::Follower {
 
     std::optional<TrackedFile> current = open_tracked(path_);
     if (!stored_) {
+      // Nothing of this source was ever committed, so every line of the files
+      // it was following (renamed away since, when this is a reset after a
+      // failure) is still to be ingested; on a first start, the lines nginx
+      // wrote before a rotation that came first are in PATH.1.
+      if (held.empty()) {
+        if (std::optional<TrackedFile> previous = open_tracked(path_ + ".1")) {
+          held.push_back(std::move(*previous));
+        }
+      }
+      for (TrackedFile& f : held) {
+        if (current && f.inode == current->inode) continue;
+        push(std::move(f), 0, nullptr);
+        // Renamed away already: drain it, then move on.
+        rotated_at_ = SteadyClock::now() - options_.rotation_grace;
+      }
       if (current) push(std::move(*current), 0, nullptr);
       return;
     }

@@ -470,6 +470,28 @@ TEST(IngestRotation, FollowsANginxLogRotatedByRenameAndReopen) {
   EXPECT_TRUE(status->success()) << status->describe();
 }
 
+// nginx rotated its log before the ingester ever ran (or before it opened
+// the file): with no checkpoint yet, PATH.1 still holds lines to count.
+TEST(IngestRotation, FirstStartAlsoReadsTheFileRotatedJustBefore) {
+  TestDatabase db;
+  insert_links(db.url(), 10);
+  TempDir dir;
+  const std::string log = dir / "edge.jsonl";
+  const std::vector<std::string> sources = {"--source", "edge=" + log};
+  write_lines(log + ".1", "before-", 0, 70);
+  write_lines(log, "after-", 0, 30);
+  CommandResult run = ingest_once(db.url(), sources);
+  ASSERT_TRUE(run.exit.has_value() && run.exit->success()) << run.describe();
+  EXPECT_EQ(counters_of(run, "edge").integer("lines_ingested"), 100) << run.err;
+  expect_exactly(db.url(), 100);
+
+  // Once a checkpoint exists, PATH.1 is an old file: never read again.
+  run = ingest_once(db.url(), sources);
+  ASSERT_TRUE(run.exit.has_value() && run.exit->success()) << run.describe();
+  EXPECT_EQ(counters_of(run, "edge").integer("lines_ingested"), 0) << run.err;
+  expect_exactly(db.url(), 100);
+}
+
 TEST(IngestRotation, ReportsTruncatedAndReplacedFilesAndIngestsTheirNewContent) {
   TestDatabase db;
   insert_links(db.url(), 10);
