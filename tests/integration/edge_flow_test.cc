@@ -73,6 +73,13 @@ std::size_t lines_once(const std::string& path, std::size_t expected) {
   return line_count(path);
 }
 
+// Lines of the edge's visit log once nginx has written what it buffered
+// (access_log ... flush=1s in nginx/edge.conf.template).
+std::size_t flushed_line_count(const std::string& path) {
+  std::this_thread::sleep_for(1500ms);
+  return line_count(path);
+}
+
 void exec_sql(const std::string& url, const std::string& sql) {
   pqxx::connection connection(url);
   pqxx::nontransaction tx(connection);
@@ -546,7 +553,7 @@ TEST_F(EdgeFlow, TombstonedCodeRequestedInAnyLetterCaseGoesToTheOrigin) {
     ASSERT_TRUE(fs::exists(exports_ + "/tombstones/" + gone));
     // open_file_cache_valid 1s: a cached "no tombstone" lasts at most a second.
     std::this_thread::sleep_for(1100ms);
-    const std::size_t edge_lines = line_count(visit_log());
+    const std::size_t edge_lines = flushed_line_count(visit_log());
     for (const std::string& form : case_forms(gone)) {
       const Response r = client.get("/" + form, kBrowser);
       EXPECT_EQ(r.status, 410) << "/" << form << ": " << r.summary();
@@ -580,7 +587,7 @@ TEST_F(EdgeFlow, TombstonedCodeRequestedInAnyLetterCaseGoesToTheOrigin) {
   // No tombstone left: mixed case is answered by nginx again (once a cached
   // ".any exists" has expired).
   std::this_thread::sleep_for(1100ms);
-  const std::size_t edge_lines = line_count(visit_log());
+  const std::size_t edge_lines = flushed_line_count(visit_log());
   EXPECT_EQ(client.get("/CaseMove", kBrowser).header("location"), "https://example.com/after");
   EXPECT_EQ(client.get("/CASEKEPT", kBrowser).header("location"), "https://example.com/kept");
   EXPECT_EQ(lines_once(visit_log(), edge_lines + 2), edge_lines + 2);
