@@ -412,16 +412,16 @@ std::string trimmed(std::string text) {
   return text;
 }
 
-// Polls the probe until it has answered `version` for kSettle without a
-// break, nginx's master dies, or the timeout passes; throws StepError with the
+// Polls the probe until it has answered `version` for `settle` without a
+// break, nginx's master dies, or `timeout` passes; throws StepError with the
 // last observation. One answer is not enough: after a reload nginx's master
 // waits 100 ms before telling the old workers to stop accepting, and until
 // then a connection may still reach a worker with the old maps.
 void await_version(const PublishOptions& options, const std::string& version, pid_t master,
-                   const std::string& step) {
-  constexpr auto kSettle = 500ms;
+                   const std::string& step, std::chrono::milliseconds settle,
+                   std::chrono::milliseconds timeout) {
   const Url url = parse_url(options.probe_url);
-  const auto deadline = Clock::now() + options.probe_timeout;
+  const auto deadline = Clock::now() + timeout;
   std::string last = "no answer";
   bool serving = false;  // every answer since serving_since was `version`
   Clock::time_point serving_since;
@@ -432,7 +432,7 @@ void await_version(const PublishOptions& options, const std::string& version, pi
       if (body == version) {
         if (!serving) serving_since = Clock::now();
         serving = true;
-        if (Clock::now() - serving_since >= kSettle) return;
+        if (Clock::now() - serving_since >= settle) return;
         pause = 20ms;
       } else {
         serving = false;
@@ -447,11 +447,22 @@ void await_version(const PublishOptions& options, const std::string& version, pi
     }
     if (Clock::now() + pause > deadline) {
       throw StepError{step, options.probe_url + " did not serve " + version + " within " +
-                                seconds_text(options.probe_timeout) + " (" + last + ")"};
+                                seconds_text(timeout) + " (" + last + ")"};
     }
     std::this_thread::sleep_for(pause);
     if (!serving) pause = std::min<std::chrono::milliseconds>(pause * 2, 250ms);
   }
+}
+
+// An answer of the new version held this long ends the probe.
+constexpr std::chrono::milliseconds kSettle = 500ms;
+
+// How long a reload may take to serve: the master loads the configuration as
+// `nginx -t` did (which took `validate_time`) before it starts new workers,
+// on a machine that may be as busy as then.
+std::chrono::milliseconds probe_timeout(const PublishOptions& options,
+                                        std::chrono::milliseconds validate_time) {
+  return std::max(options.probe_timeout, 3 * validate_time);
 }
 
 // Removes version folders beyond the newest `keep`, never `protect`ed ones.
@@ -623,11 +634,15 @@ StepsResult publish_steps(const PublishOptions& options, std::ostream& progress,
   bool swapped = false;
   std::optional<pid_t> master;
   Clock::time_point validated_at;
+  std::chrono::milliseconds validate_time{0};
   try {
     say("validating with nginx -t");
+    const auto validate_started = Clock::now();
     validate(options, folder);
     validated_at = Clock::now();
     times.validate = ms_between(started, validated_at);
+    validate_time =
+        std::chrono::duration_cast<std::chrono::milliseconds>(validated_at - validate_started);
     say("valid (" + seconds_text(validated_at - started) + "); swapping " + options.live_link +
         " -> " + new_target);
     try {
@@ -648,7 +663,8 @@ StepsResult publish_steps(const PublishOptions& options, std::ostream& progress,
     }
     say("reloading nginx (pid " + std::to_string(*master) + ") and polling " + options.probe_url);
     reload(*master);
-    await_version(options, version, *master, "probe");
+    await_version(options, version, *master, "probe", kSettle,
+                  probe_timeout(options, validate_time));
   } catch (const StepError& failure) {
     times.failed_step = failure.step;
     if (validated_at == Clock::time_point{}) {
@@ -668,7 +684,14 @@ StepsResult publish_steps(const PublishOptions& options, std::ostream& progress,
       }
       if (master && previous_target) {
         reload(*master);
-        await_version(options, previous_version, *master, "rollback probe");
+        // The master may still be loading the new version when this second
+        // SIGHUP arrives: it then starts workers with the new version, and
+        // only after loading again the old one's. The old version counts as
+        // back once it has served without a break for twice as long as
+        // nginx -t took: the rest of the first load ends within that.
+        await_version(options, previous_version, *master, "rollback probe",
+                      kSettle + 2 * validate_time,
+                      probe_timeout(options, validate_time) + 4 * validate_time);
       }
     } catch (const StepError& e) {
       times.rollback_failed = true;
