@@ -269,9 +269,14 @@ CommandResult run_command(const std::vector<std::string>& argv, const Environmen
   return result;
 }
 
+std::string origin_binary() {
+  const char* override_path = std::getenv("TEST_ORIGIN_BIN");
+  return override_path != nullptr && *override_path != '\0' ? override_path : ORIGIN_BIN;
+}
+
 CommandResult run_origin(const std::vector<std::string>& args, const Environment& env,
                          std::chrono::milliseconds timeout) {
-  std::vector<std::string> argv{ORIGIN_BIN};
+  std::vector<std::string> argv{origin_binary()};
   argv.insert(argv.end(), args.begin(), args.end());
   Environment full = inherited_environment();
   for (const auto& [name, value] : env) full[name] = value;
@@ -299,13 +304,14 @@ OriginProcess::OriginProcess(const std::string& database_url, const Environment&
     static std::atomic<int> keys_created{0};
     const std::string name =
         "harness-" + std::to_string(getpid()) + "-" + std::to_string(++keys_created);
-    const CommandResult created = run_command(
-        {ORIGIN_BIN, "keys", "create", "--name", name, "--admin"}, env, std::chrono::seconds(30));
+    const CommandResult created =
+        run_command({origin_binary(), "keys", "create", "--name", name, "--admin"}, env,
+                    std::chrono::seconds(30));
     if (created.exit && created.exit->success()) {
       admin_key_ = created.out.substr(0, created.out.find('\n'));
     }
   }
-  process_.emplace(std::vector<std::string>{ORIGIN_BIN, "serve"}, env, log_path_, log_path_);
+  process_.emplace(std::vector<std::string>{origin_binary(), "serve"}, env, log_path_, log_path_);
 
   constexpr auto kStartTimeout = std::chrono::seconds(10);
   const auto deadline = Clock::now() + kStartTimeout;

@@ -96,6 +96,10 @@ CommandResult run_command(const std::vector<std::string>& argv, const Environmen
                           std::chrono::milliseconds timeout);
 
 // Runs ORIGIN_BIN with `args` and inherited_environment() overlaid with `env`.
+// The origin binary the harness starts: $TEST_ORIGIN_BIN when set (scripts/test
+// points it at the sanitized build for the hostile tests), else this build's.
+std::string origin_binary();
+
 CommandResult run_origin(const std::vector<std::string>& args, const Environment& env,
                          std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
