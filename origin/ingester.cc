@@ -13,6 +13,7 @@
 #include <deque>
 #include <exception>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <set>
 #include <system_error>
@@ -29,8 +30,6 @@ using SteadyClock = std::chrono::steady_clock;
 using SteadyTime = SteadyClock::time_point;
 
 constexpr std::size_t kReadChunk = 256 * 1024;
-// Batches of at least this many lines are parsed on two threads.
-constexpr std::size_t kParallelParseLines = 4096;
 constexpr std::uint32_t kFingerprintBytes = 1024;
 constexpr std::size_t kMaxSourceNameBytes = 200;
 constexpr std::size_t kMaxHostBytes = 255;
@@ -223,7 +222,13 @@ std::string journal_source_name(const std::string& dir) {
 IngesterOptions load_ingester_options(const core::Env& env) {
   IngesterOptions options;
   options.max_batch_lines =
-      static_cast<std::size_t>(env.integer("INGEST_BATCH_LINES", 50'000, 1, 100'000));
+      static_cast<std::size_t>(env.integer("INGEST_BATCH_LINES", 1'000'000, 1, 10'000'000));
+  // Well under the store's 60 s statement timeout, which the transaction's
+  // COPY must not reach.
+  options.max_batch_time =
+      std::chrono::milliseconds(env.integer("INGEST_BATCH_MS", 5000, 1, 30'000));
+  options.chunk_lines =
+      static_cast<std::size_t>(env.integer("INGEST_CHUNK_LINES", 8192, 1, 100'000));
   options.poll_interval = std::chrono::milliseconds(env.integer("INGEST_POLL_MS", 200, 1, 60'000));
   options.rotation_grace =
       std::chrono::milliseconds(env.integer("INGEST_ROTATION_GRACE_MS", 2000, 0, 600'000));
@@ -1030,64 +1035,136 @@ bool Ingester::wait_for(std::chrono::milliseconds duration) {
   return !wake_.wait_for(lock, duration, [this] { return stopping_.load(); });
 }
 
-VisitBatch Ingester::build_batch(std::vector<std::pair<std::string, RawLine>>& lines,
-                                 std::uint64_t& repaired) const {
-  // Parsing is pure (interpret_visit_line): a large batch is parsed in two
-  // halves, the second on a helper thread, then assembled in line order.
-  std::vector<LineVerdict> verdicts(lines.size());
-  const auto parse_range = [&](std::size_t from, std::size_t to) {
-    for (std::size_t i = from; i < to; ++i) {
-      if (!lines[i].second.oversized) {
-        verdicts[i] = interpret_visit_line(lines[i].second.text, options_.ip_mode);
-      }
-    }
-  };
-  if (lines.size() >= kParallelParseLines) {
-    const std::size_t half = lines.size() / 2;
-    std::exception_ptr failure;
-    std::thread helper([&] {
-      try {
-        parse_range(half, lines.size());
-      } catch (...) {
-        failure = std::current_exception();
-      }
-    });
-    try {
-      parse_range(0, half);
-    } catch (...) {
-      helper.join();
-      throw;
-    }
-    helper.join();
-    if (failure) std::rethrow_exception(failure);
-  } else {
-    parse_range(0, lines.size());
-  }
+namespace {
 
-  VisitBatch batch;
-  batch.rows.reserve(lines.size());
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    auto& [key, line] = lines[i];
+struct ParsedChunk {
+  VisitBatch batch;  // rows and dead letters, in line order
+  std::uint64_t repaired = 0;
+};
+
+// Pure (interpret_visit_line), so it runs on a helper thread.
+ParsedChunk parse_chunk(std::vector<std::pair<std::string, RawLine>> lines, core::IpMode ip_mode) {
+  ParsedChunk out;
+  out.batch.rows.reserve(lines.size());
+  for (auto& [key, line] : lines) {
     const std::uint64_t length = line.length - 1;  // without '\n'
     if (line.oversized) {
-      batch.dead_letters.push_back(
+      out.batch.dead_letters.push_back(
           {key, line.offset,
            "line longer than " + std::to_string(core::kMaxVisitLineBytes) + " bytes",
            std::move(line.text), length});
       continue;
     }
-    LineVerdict& verdict = verdicts[i];
+    LineVerdict verdict = interpret_visit_line(line.text, ip_mode);
     if (verdict.row) {
-      if (verdict.repaired) ++repaired;
-      batch.rows.push_back(std::move(*verdict.row));
+      if (verdict.repaired) ++out.repaired;
+      out.batch.rows.push_back(std::move(*verdict.row));
       continue;
     }
     line.text.resize(std::min(line.text.size(), kMaxDeadLetterBytes));
-    batch.dead_letters.push_back(
+    out.batch.dead_letters.push_back(
         {key, line.offset, std::move(verdict.reason), std::move(line.text), length});
   }
-  return batch;
+  return out;
 }
+
+}  // namespace
+
+// The lines of one transaction: chunks read from the follower, each parsed on
+// a helper thread while the store sends the one before. Ends at the
+// transaction's bounds (lines, time, dead-letter bytes), at stop(), or when a
+// read finds no more complete lines.
+class Ingester::Stream final : public VisitStream {
+ public:
+  // `first`: what the first collect gave (not empty).
+  Stream(Ingester& ingester, Follower::Collected first, std::size_t asked)
+      : ingester_(ingester), started_(SteadyClock::now()) {
+    start_parse(std::move(first), asked);
+  }
+
+  ~Stream() override {
+    if (pending_.valid()) pending_.wait();
+  }
+
+  bool next(VisitBatch& chunk) override {
+    chunk.rows.clear();
+    chunk.dead_letters.clear();
+    if (!pending_.valid()) return false;
+    ParsedChunk parsed = pending_.get();
+    std::vector<DeadLetter> read_letters = std::move(pending_letters_);
+    pending_letters_.clear();
+    chunk.rows = std::move(parsed.batch.rows);
+    chunk.dead_letters = std::move(parsed.batch.dead_letters);
+    for (DeadLetter& d : read_letters) chunk.dead_letters.push_back(std::move(d));
+    rows_ += chunk.rows.size();
+    dead_letters_ += chunk.dead_letters.size();
+    repaired_ += parsed.repaired;
+    for (const DeadLetter& d : chunk.dead_letters) dead_letter_bytes_ += d.raw.size() + 64;
+    read_ahead();
+    return true;
+  }
+
+  std::vector<CheckpointMove> checkpoints() override { return std::move(moves_); }
+
+  std::uint64_t rows() const { return rows_; }
+  std::uint64_t dead_letters() const { return dead_letters_; }
+  std::uint64_t repaired() const { return repaired_; }
+  // The transaction ended at one of its bounds, with lines still waiting.
+  bool more_waiting() const { return more_; }
+
+ private:
+  // Dead letters keep up to 4 KiB of their line: a transaction of garbage
+  // ends early rather than hold all of it.
+  static constexpr std::uint64_t kMaxDeadLetterBytesPerBatch = 16 * 1024 * 1024;
+
+  void start_parse(Follower::Collected collected, std::size_t asked) {
+    lines_ += collected.lines.size();
+    more_ = collected.full || collected.lines.size() >= asked;
+    for (CheckpointMove& move : collected.moves) {
+      auto [it, fresh] = move_index_.emplace(move.next.file_key, moves_.size());
+      if (fresh) {
+        moves_.push_back(std::move(move));
+      } else {
+        // Every collect compares with the stored checkpoint, unchanged
+        // until the commit: the latest move supersedes the earlier ones.
+        moves_[it->second].next = std::move(move.next);
+      }
+    }
+    pending_letters_ = std::move(collected.dead_letters);
+    pending_ = std::async(std::launch::async, parse_chunk, std::move(collected.lines),
+                          ingester_.options_.ip_mode);
+  }
+
+  void read_ahead() {
+    const IngesterOptions& options = ingester_.options_;
+    if (!more_ || lines_ >= options.max_batch_lines ||
+        SteadyClock::now() - started_ >= options.max_batch_time ||
+        dead_letter_bytes_ >= kMaxDeadLetterBytesPerBatch || ingester_.stopping_.load()) {
+      return;
+    }
+    const std::size_t asked = std::min(options.chunk_lines, options.max_batch_lines - lines_);
+    Follower::Collected collected;
+    ingester_.follower_->collect(asked, collected);
+    if (collected.empty()) {
+      more_ = false;
+      return;
+    }
+    start_parse(std::move(collected), asked);
+  }
+
+  Ingester& ingester_;
+  const SteadyTime started_;
+  std::future<ParsedChunk> pending_;         // the next chunk, being parsed
+  std::vector<DeadLetter> pending_letters_;  // read with it (unterminated tails)
+  std::vector<CheckpointMove> moves_;
+  std::map<std::string, std::size_t> move_index_;  // file key -> index in moves_
+  std::uint64_t lines_ = 0;                        // read so far
+  std::uint64_t rows_ = 0;
+  std::uint64_t dead_letters_ = 0;
+  std::uint64_t repaired_ = 0;
+  std::uint64_t dead_letter_bytes_ = 0;
+  bool more_ = false;
+};
 
 bool Ingester::run_loop(bool until_caught_up) {
   bool need_reset = true;
@@ -1098,7 +1175,6 @@ bool Ingester::run_loop(bool until_caught_up) {
   bool failing = false;
 
   while (!stopping_.load()) {
-    std::uint64_t repaired = 0;
     try {
       if (need_reset) {
         follower_->reset(store_);
@@ -1118,12 +1194,13 @@ bool Ingester::run_loop(bool until_caught_up) {
       }
 
       Follower::Collected collected;
-      follower_->collect(options_.max_batch_lines, collected);
-      if (!collected.empty()) {
-        VisitBatch batch = build_batch(collected.lines, repaired);
-        for (DeadLetter& d : collected.dead_letters) batch.dead_letters.push_back(std::move(d));
-        batch.checkpoints = std::move(collected.moves);
-        if (store_.commit(source_.name, batch) == CommitOutcome::kCheckpointConflict) {
+      const std::size_t asked = std::min(options_.chunk_lines, options_.max_batch_lines);
+      follower_->collect(asked, collected);
+      const bool found = !collected.empty();
+      bool more_waiting = false;
+      if (found) {
+        Stream stream(*this, std::move(collected), asked);
+        if (store_.commit(source_.name, stream) == CommitOutcome::kCheckpointConflict) {
           log_event("warn",
                     "checkpoint changed by someone else (another ingester on this source?); "
                     "reloading",
@@ -1137,10 +1214,11 @@ bool Ingester::run_loop(bool until_caught_up) {
           continue;
         }
         follower_->committed();
+        more_waiting = stream.more_waiting();
         std::lock_guard<std::mutex> lock(stats_mutex_);
-        stats_.lines_ingested += batch.rows.size();
-        stats_.lines_dead_lettered += batch.dead_letters.size();
-        stats_.lines_repaired += repaired;
+        stats_.lines_ingested += stream.rows();
+        stats_.lines_dead_lettered += stream.dead_letters();
+        stats_.lines_repaired += stream.repaired();
         ++stats_.batches;
       }
       follower_->housekeeping(store_);
@@ -1166,10 +1244,10 @@ bool Ingester::run_loop(bool until_caught_up) {
                 : std::chrono::duration_cast<std::chrono::milliseconds>(after - last_caught_up);
         stats_.database_ok = true;
       }
-      if (collected.full) continue;
+      if (more_waiting) continue;
       // Catching up: after a batch, look again at once rather than after a
       // poll interval (only an empty collect proves there is nothing left).
-      if (until_caught_up && !collected.empty()) continue;
+      if (until_caught_up && found) continue;
       if (until_caught_up && follower_->caught_up()) return true;
       if (!wait_for(options_.poll_interval)) break;
     } catch (const std::exception& e) {

@@ -21,7 +21,8 @@
 //     for their '\n'. Exception: when a rotated log file is left behind, an
 //     unterminated tail is dead-lettered (nothing will ever complete it).
 //  2. Every consumed line is in exactly one committed batch, as a row or as
-//     a dead letter, with its file's checkpoint (visit_store.h).
+//     a dead letter, with its file's checkpoint (visit_store.h). A batch is
+//     read and sent in chunks (VisitStream) but committed as one.
 //  3. After any store failure (or a checkpoint conflict) every position is
 //     reloaded from the store, so a commit of unknown outcome is neither
 //     repeated nor skipped.
@@ -69,7 +70,13 @@ std::variant<IngestSource, std::string> parse_source_argument(std::string_view a
 std::string journal_source_name(const std::string& dir);
 
 struct IngesterOptions {
-  std::size_t max_batch_lines = 50'000;            // INGEST_BATCH_LINES
+  // One transaction holds at most max_batch_lines lines and takes at most
+  // about max_batch_time (checked between chunks); it also ends when the
+  // source has nothing more to read. Lines are read, parsed and sent in
+  // chunks of chunk_lines, the next parsed while the current one is sent.
+  std::size_t max_batch_lines = 1'000'000;         // INGEST_BATCH_LINES
+  std::chrono::milliseconds max_batch_time{5000};  // INGEST_BATCH_MS
+  std::size_t chunk_lines = 8192;                  // INGEST_CHUNK_LINES
   std::chrono::milliseconds poll_interval{200};    // INGEST_POLL_MS: wait when caught up
   std::chrono::milliseconds rotation_grace{2000};  // INGEST_ROTATION_GRACE_MS
   std::chrono::milliseconds abandoned_after{10'000};
@@ -205,10 +212,10 @@ class Ingester {
   class Follower;  // the file side of one source kind (ingester.cc)
 
  private:
+  class Stream;  // the lines of one transaction (ingester.cc)
+
   bool run_loop(bool until_caught_up);
   bool wait_for(std::chrono::milliseconds duration);  // false when stopping
-  VisitBatch build_batch(std::vector<std::pair<std::string, RawLine>>& lines,
-                         std::uint64_t& repaired) const;
 
   const IngestSource source_;
   VisitStore& store_;

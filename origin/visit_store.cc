@@ -339,12 +339,12 @@ void append_copy_row(std::string& out, const VisitRow& row, bool orphan, CopyTim
 
 namespace {
 
-// (code, number, text) keys of the count maps: hashed while counting, then
-// sorted (code, number, text) like the tuples they stand for.
+// (code, number, text) keys of the count maps, sorted like the tuples they
+// stand for.
 struct CountKey {
-  std::string_view code;
+  std::string code;
   std::int64_t number = 0;
-  std::string_view text;
+  std::string text;
 
   bool operator==(const CountKey& other) const {
     return number == other.number && code == other.code && text == other.text;
@@ -358,8 +358,8 @@ struct CountKey {
 
 struct CountKeyHash {
   std::size_t operator()(const CountKey& key) const {
-    const std::size_t h = std::hash<std::string_view>()(key.code);
-    const std::size_t t = std::hash<std::string_view>()(key.text);
+    const std::size_t h = std::hash<std::string>()(key.code);
+    const std::size_t t = std::hash<std::string>()(key.text);
     return (h * 1000003u) ^ (t * 31u) ^ std::hash<std::int64_t>()(key.number);
   }
 };
@@ -367,79 +367,116 @@ struct CountKeyHash {
 template <typename Value>
 using CountMap = std::unordered_map<CountKey, Value, CountKeyHash>;
 
+using HumansBots = std::pair<std::int64_t, std::int64_t>;
+
+// The entry of `key`, created (zero) when missing; `key` is copied only then.
+template <typename Map>
+typename Map::mapped_type& entry(Map& map, const typename Map::key_type& key) {
+  auto it = map.find(key);
+  if (it == map.end()) it = map.emplace(key, typename Map::mapped_type{}).first;
+  return it->second;
+}
+
 template <typename Value>
-std::vector<std::pair<CountKey, Value>> sorted_counts(const CountMap<Value>& counts) {
-  std::vector<std::pair<CountKey, Value>> out(counts.begin(), counts.end());
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+std::vector<std::pair<CountKey, Value>> sorted_counts(CountMap<Value>& counts) {
+  std::vector<std::pair<CountKey, Value>> out;
+  out.reserve(counts.size());
+  for (auto& [key, value] : counts) out.emplace_back(key, value);
+  counts.clear();
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
+std::vector<HourlyCount> hourly_counts(CountMap<HumansBots>& counts) {
+  std::vector<HourlyCount> out;
+  for (auto& [key, c] : sorted_counts(counts)) {
+    out.push_back({std::move(key.code), key.number, std::move(key.text), c.first, c.second});
+  }
   return out;
 }
 
 }  // namespace
 
-// The keys view the rows' strings, which outlive the maps.
-VisitAggregates aggregate_visits(const std::vector<VisitRow>& rows,
-                                 const std::function<bool(std::string_view)>& known) {
-  using Pair = std::pair<std::int64_t, std::int64_t>;
-  CountMap<Pair> hourly;
-  CountMap<Pair> orphans;
-  CountMap<Pair> daily;
+struct VisitCounter::Maps {
+  CountMap<HumansBots> hourly;
+  CountMap<HumansBots> orphans;
+  CountMap<HumansBots> daily;
   CountMap<std::int64_t> referrers;
-  std::unordered_map<std::string_view, LinkTotal> totals;
-  for (const VisitRow& row : rows) {
-    const std::int64_t hour_s = floor_div(row.time_ms, kMsPerHour) * 3600;
-    if (!known(row.code)) {
-      auto& c = orphans[CountKey{row.code, hour_s, row.source}];
-      ++(row.bot ? c.second : c.first);
-      continue;
-    }
-    if (!is_click_status(row.status)) continue;
-    auto& c = hourly[CountKey{row.code, hour_s, row.source}];
+  std::unordered_map<std::string, LinkTotal> totals;
+  // Reused for every lookup, so that counting an existing key allocates
+  // nothing.
+  CountKey scratch;
+  std::string scratch_code;
+
+  const CountKey& key(std::string_view code, std::int64_t number, std::string_view text) {
+    scratch.code.assign(code.data(), code.size());
+    scratch.number = number;
+    scratch.text.assign(text.data(), text.size());
+    return scratch;
+  }
+};
+
+VisitCounter::VisitCounter() : maps_(std::make_unique<Maps>()) {}
+
+VisitCounter::~VisitCounter() = default;
+
+void VisitCounter::add(const VisitRow& row, bool known) {
+  Maps& m = *maps_;
+  const std::int64_t hour_s = floor_div(row.time_ms, kMsPerHour) * 3600;
+  if (!known) {
+    auto& c = entry(m.orphans, m.key(row.code, hour_s, row.source));
     ++(row.bot ? c.second : c.first);
-    const std::int64_t day = floor_div(row.time_ms, kMsPerDay);
-    auto& d = daily[CountKey{row.code, day, row.source}];
-    ++(row.bot ? d.second : d.first);
-    LinkTotal& total = totals[row.code];
-    if (row.bot) {
-      ++total.bots;
-      continue;
-    }
-    ++total.humans;
-    if (!total.last_click_ms || *total.last_click_ms < row.time_ms)
-      total.last_click_ms = row.time_ms;
-    if (!row.referrer_host.empty()) ++referrers[CountKey{row.code, day, row.referrer_host}];
+    return;
   }
+  if (!is_click_status(row.status)) return;
+  auto& c = entry(m.hourly, m.key(row.code, hour_s, row.source));
+  ++(row.bot ? c.second : c.first);
+  const std::int64_t day = floor_div(row.time_ms, kMsPerDay);
+  auto& d = entry(m.daily, m.key(row.code, day, row.source));
+  ++(row.bot ? d.second : d.first);
+  m.scratch_code.assign(row.code);
+  LinkTotal& total = entry(m.totals, m.scratch_code);
+  if (row.bot) {
+    ++total.bots;
+    return;
+  }
+  ++total.humans;
+  if (!total.last_click_ms || *total.last_click_ms < row.time_ms) total.last_click_ms = row.time_ms;
+  if (!row.referrer_host.empty()) ++entry(m.referrers, m.key(row.code, day, row.referrer_host));
+}
+
+VisitAggregates VisitCounter::take() {
+  Maps& m = *maps_;
   VisitAggregates out;
-  for (const auto& [key, c] : sorted_counts(hourly)) {
-    out.hourly.push_back(
-        {std::string(key.code), key.number, std::string(key.text), c.first, c.second});
-  }
-  for (const auto& [key, c] : sorted_counts(orphans)) {
-    out.orphan_hourly.push_back(
-        {std::string(key.code), key.number, std::string(key.text), c.first, c.second});
-  }
-  for (const auto& [key, c] : sorted_counts(daily)) {
-    out.daily.push_back(
-        {std::string(key.code), key.number, std::string(key.text), c.first, c.second});
+  out.hourly = hourly_counts(m.hourly);
+  out.orphan_hourly = hourly_counts(m.orphans);
+  for (auto& [key, c] : sorted_counts(m.daily)) {
+    out.daily.push_back({std::move(key.code), key.number, std::move(key.text), c.first, c.second});
   }
   CountMap<std::int64_t> monthly;
-  for (const auto& [key, clicks] : sorted_counts(referrers)) {
-    out.referrers.push_back({std::string(key.code), key.number, std::string(key.text), clicks});
+  for (auto& [key, clicks] : sorted_counts(m.referrers)) {
     monthly[CountKey{key.code, first_day_of_month(key.number), key.text}] += clicks;
+    out.referrers.push_back({std::move(key.code), key.number, std::move(key.text), clicks});
   }
-  for (const auto& [key, clicks] : sorted_counts(monthly)) {
-    out.referrers_monthly.push_back(
-        {std::string(key.code), key.number, std::string(key.text), clicks});
+  for (auto& [key, clicks] : sorted_counts(monthly)) {
+    out.referrers_monthly.push_back({std::move(key.code), key.number, std::move(key.text), clicks});
   }
-  std::vector<std::pair<std::string_view, LinkTotal>> sorted_totals(totals.begin(), totals.end());
-  std::sort(sorted_totals.begin(), sorted_totals.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  out.totals.reserve(sorted_totals.size());
-  for (auto& [code, total] : sorted_totals) {
-    total.code = std::string(code);
+  out.totals.reserve(m.totals.size());
+  for (auto& [code, total] : m.totals) {
+    total.code = code;
     out.totals.push_back(std::move(total));
   }
+  m.totals.clear();
+  std::sort(out.totals.begin(), out.totals.end(),
+            [](const LinkTotal& a, const LinkTotal& b) { return a.code < b.code; });
   return out;
+}
+
+VisitAggregates aggregate_visits(const std::vector<VisitRow>& rows,
+                                 const std::function<bool(std::string_view)>& known) {
+  VisitCounter counter;
+  for (const VisitRow& row : rows) counter.add(row, known(row.code));
+  return counter.take();
 }
 
 std::int64_t first_day_of_month(std::int64_t day) {
@@ -478,9 +515,21 @@ std::uint64_t file_fingerprint(std::string_view bytes) {
   return hash;
 }
 
+bool SingleBatchStream::next(VisitBatch& chunk) {
+  chunk.rows.clear();
+  chunk.dead_letters.clear();
+  if (given_) return false;
+  given_ = true;
+  chunk.rows = std::move(batch_.rows);
+  chunk.dead_letters = std::move(batch_.dead_letters);
+  return true;
+}
+
 struct PgVisitStore::Connection {
   explicit Connection(const std::string& url) : conn(url) {}
   pqxx::connection conn;
+  // For reading links while `conn` is in a COPY; opened when first needed.
+  std::unique_ptr<pqxx::connection> lookup;
 };
 
 PgVisitStore::PgVisitStore(PgVisitStoreOptions options) : options_(std::move(options)) {}
@@ -493,6 +542,8 @@ PgVisitStore::Connection& PgVisitStore::connection() {
   auto c = std::make_unique<Connection>(options_.url);
   {
     pqxx::nontransaction session(c->conn);
+    // A transaction's COPY lasts as long as the transaction (bounded by the
+    // ingester's INGEST_BATCH_MS), well within this.
     session.exec("SET statement_timeout = " + std::to_string(options_.statement_timeout.count()));
     session.exec("SET idle_in_transaction_session_timeout = " +
                  std::to_string(options_.statement_timeout.count() * 2));
@@ -573,11 +624,112 @@ void PgVisitStore::load_partitions(Connection& c) {
   partitions_loaded_ = true;
 }
 
-void PgVisitStore::create_partition(Connection& c, std::int64_t day) {
+std::set<std::int64_t> PgVisitStore::missing_partitions(const std::vector<VisitRow>& rows) const {
+  const std::int64_t today = floor_div(core::to_unix_ms(core::now_ms()), kMsPerDay);
+  const std::int64_t first = today - options_.retention_days;
+  const std::int64_t last = today + 1;
+  std::set<std::int64_t> missing;
+  std::int64_t previous = INT64_MIN;
+  for (const VisitRow& row : rows) {
+    const std::int64_t day = floor_div(row.time_ms, kMsPerDay);
+    if (day == previous) continue;  // rows come in time order, mostly
+    previous = day;
+    if (day >= first && day <= last && partition_days_.count(day) == 0) missing.insert(day);
+  }
+  return missing;
+}
+
+std::unordered_set<std::string> PgVisitStore::known_codes(
+    Connection& c, const std::vector<VisitRow>& rows, std::unordered_set<std::string>& unknown) {
+  std::unordered_set<std::string> chunk_codes;
+  for (const VisitRow& row : rows) chunk_codes.insert(row.code);
+  std::vector<std::string> ask;
+  for (const std::string& code : chunk_codes) {
+    if (known_codes_.count(code) == 0 && unknown.count(code) == 0) ask.push_back(code);
+  }
+  if (!ask.empty()) {
+    std::sort(ask.begin(), ask.end());
+    if (!c.lookup || !c.lookup->is_open()) {
+      c.lookup = std::make_unique<pqxx::connection>(options_.url);
+      pqxx::nontransaction session(*c.lookup);
+      session.exec("SET statement_timeout = " + std::to_string(options_.statement_timeout.count()));
+      session.exec("SET application_name = 'origin-ingest-lookup'");
+    }
+    pqxx::nontransaction txn(*c.lookup);
+    pqxx::result r =
+        txn.exec_params("SELECT code FROM links WHERE code = ANY($1::text[])", pg_text_array(ask));
+    if (known_codes_.size() + r.size() > kMaxKnownCodes) known_codes_.clear();
+    std::unordered_set<std::string> found;
+    for (const auto& row : r) found.insert(row[0].as<std::string>());
+    for (std::string& code : ask) {
+      if (found.count(code) == 0) unknown.insert(std::move(code));
+    }
+    known_codes_.insert(found.begin(), found.end());
+  }
+  std::unordered_set<std::string> known;
+  for (const std::string& code : chunk_codes) {
+    if (known_codes_.count(code) != 0) known.insert(code);
+  }
+  return known;
+}
+
+namespace {
+
+const std::vector<std::string>& copy_columns() {
+  static const std::vector<std::string> columns{"time",     "code",          "ip",     "user_agent",
+                                                "referrer", "referrer_host", "status", "source",
+                                                "bot",      "orphan"};
+  return columns;
+}
+
+// The rows of one transaction as COPY text, written several rows per call
+// (COPY data is a byte stream; pqxx ends each call with the last row's '\n').
+// pqxx 6's stream_to escapes field by field through temporaries and has no
+// public way to send rows already in COPY text format; tablewriter has
+// (deprecated in favour of stream_to, which lacks it). Its caveat about
+// multibyte encodings concerns client encodings whose characters can hold a
+// '\\' byte; the session's is UTF-8, where they cannot.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+class VisitCopy {
+ public:
+  explicit VisitCopy(pqxx::work& txn)
+      : copy_(txn, "visits", copy_columns().begin(), copy_columns().end()) {
+    chunk_.reserve(kCopyChunkBytes + 16 * 1024);
+  }
+
+  void add(const VisitRow& row, bool orphan) {
+    if (!chunk_.empty()) chunk_.push_back('\n');
+    append_copy_row(chunk_, row, orphan, times_);
+    if (chunk_.size() >= kCopyChunkBytes) flush();
+  }
+
+  // Sends what is buffered, so the server works on it while the caller
+  // prepares more.
+  void flush() {
+    if (chunk_.empty()) return;
+    copy_.write_raw_line(chunk_);
+    chunk_.clear();
+  }
+
+  void complete() {
+    flush();
+    copy_.complete();
+  }
+
+ private:
+  pqxx::tablewriter copy_;
+  CopyTimeCache times_;
+  std::string chunk_;
+};
+#pragma GCC diagnostic pop
+
+// Creates the daily partition of `day` in `txn` unless it exists (another
+// process may have made it).
+void create_partition_in(pqxx::work& txn, std::int64_t day) {
   const std::string name = partition_name(day);
   const std::string from = day_text(day) + " 00:00:00+00";
   const std::string to = day_text(day + 1) + " 00:00:00+00";
-  pqxx::work txn(c.conn, "create_partition");
   txn.exec("SET LOCAL lock_timeout = '10s'");
   txn.exec("SELECT pg_advisory_xact_lock(" + std::to_string(kPartitionLockKey) + ")");
   if (!txn.exec_params1("SELECT to_regclass($1) IS NOT NULL", name)[0].as<bool>()) {
@@ -590,105 +742,88 @@ void PgVisitStore::create_partition(Connection& c, std::int64_t day) {
              "') TO ('" + to + "')");
     log_event("info", "created visits partition", {{"partition", name}});
   }
+  txn.exec("SET LOCAL lock_timeout = DEFAULT");
+}
+
+}  // namespace
+
+void PgVisitStore::create_partition(Connection& c, std::int64_t day) {
+  pqxx::work txn(c.conn, "create_partition");
+  create_partition_in(txn, day);
   txn.commit();
   partition_days_.insert(day);
 }
 
-void PgVisitStore::ensure_partitions(Connection& c, const std::vector<VisitRow>& rows) {
-  if (!partitions_loaded_) load_partitions(c);
-  const std::int64_t today = floor_div(core::to_unix_ms(core::now_ms()), kMsPerDay);
-  const std::int64_t first = today - options_.retention_days;
-  const std::int64_t last = today + 1;
-  std::set<std::int64_t> missing;
-  for (const VisitRow& row : rows) {
-    const std::int64_t day = floor_div(row.time_ms, kMsPerDay);
-    if (day >= first && day <= last && partition_days_.count(day) == 0) missing.insert(day);
-  }
-  for (std::int64_t day : missing) create_partition(c, day);
-}
-
-std::unordered_set<std::string> PgVisitStore::known_codes(Connection& c,
-                                                          const std::vector<VisitRow>& rows) {
-  std::unordered_set<std::string_view> batch_codes;
-  for (const VisitRow& row : rows) batch_codes.insert(row.code);
-  std::vector<std::string> ask;
-  for (std::string_view code : batch_codes) {
-    std::string text(code);
-    if (known_codes_.count(text) == 0) ask.push_back(std::move(text));
-  }
-  std::sort(ask.begin(), ask.end());
-  if (!ask.empty()) {
-    pqxx::nontransaction txn(c.conn);
-    pqxx::result r =
-        txn.exec_params("SELECT code FROM links WHERE code = ANY($1::text[])", pg_text_array(ask));
-    if (known_codes_.size() + r.size() > kMaxKnownCodes) known_codes_.clear();
-    for (const auto& row : r) known_codes_.insert(row[0].as<std::string>());
-  }
-  std::unordered_set<std::string> known;
-  for (std::string_view code : batch_codes) {
-    std::string text(code);
-    if (known_codes_.count(text) != 0) known.insert(std::move(text));
-  }
-  return known;
-}
-
-CommitOutcome PgVisitStore::commit(const std::string& source, const VisitBatch& batch) {
+CommitOutcome PgVisitStore::commit(const std::string& source, VisitStream& stream) {
   return run([&](Connection& c) {
-    ensure_partitions(c, batch.rows);
-    const std::unordered_set<std::string> known = known_codes(c, batch.rows);
-    const VisitAggregates counts = aggregate_visits(batch.rows, [&known](std::string_view code) {
-      return known.count(std::string(code)) != 0;
-    });
+    VisitBatch chunk;
+    bool more = stream.next(chunk);
+    if (!partitions_loaded_) load_partitions(c);
+    for (std::int64_t day : missing_partitions(chunk.rows)) create_partition(c, day);
+    // Per transaction: a code created meanwhile counts from the next one.
+    std::unordered_set<std::string> unknown;
+    std::vector<std::int64_t> created_here;  // partitions made inside the transaction
+    VisitCounter counter;
+    std::vector<DeadLetter> dead_letters;
 
     pqxx::work txn(c.conn, "ingest");
-    // Checkpoints first: a conflict is found before any heavy work, and the
-    // row locks taken here keep a second ingester of the source out.
-    for (const CheckpointMove& move : batch.checkpoints) {
+    std::optional<VisitCopy> copy;
+    try {
+      for (;;) {
+        if (!chunk.rows.empty()) {
+          const std::set<std::int64_t> missing = missing_partitions(chunk.rows);
+          if (!missing.empty()) {
+            // DDL cannot run inside a COPY: end it, continue in a new one.
+            if (copy) copy->complete();
+            copy.reset();
+            for (std::int64_t day : missing) {
+              create_partition_in(txn, day);
+              partition_days_.insert(day);
+              created_here.push_back(day);
+            }
+          }
+          const std::unordered_set<std::string> known = known_codes(c, chunk.rows, unknown);
+          if (!copy) copy.emplace(txn);
+          for (const VisitRow& row : chunk.rows) {
+            const bool is_known = known.count(row.code) != 0;
+            copy->add(row, !is_known);
+            counter.add(row, is_known);
+          }
+          copy->flush();
+        }
+        for (DeadLetter& d : chunk.dead_letters) dead_letters.push_back(std::move(d));
+        if (!more) break;
+        more = stream.next(chunk);
+      }
+      if (copy) copy->complete();
+      copy.reset();
+    } catch (...) {
+      // Not committed (the transaction is aborted on the way out; ending the
+      // COPY first keeps the session usable after a failure of our own, such
+      // as a read error): forget the partitions it would have made.
+      for (std::int64_t day : created_here) partition_days_.erase(day);
+      throw;
+    }
+
+    // Checkpoints before the counts: a conflict is found before that work,
+    // and the row locks taken here keep a second ingester of the source out.
+    for (const CheckpointMove& move : stream.checkpoints()) {
       if (!move_checkpoint(txn, source, move)) {
         txn.abort();
+        for (std::int64_t day : created_here) partition_days_.erase(day);
         return CommitOutcome::kCheckpointConflict;
       }
     }
-    if (!batch.rows.empty()) {
-      const std::vector<std::string> columns{"time",     "code",          "ip",     "user_agent",
-                                             "referrer", "referrer_host", "status", "source",
-                                             "bot",      "orphan"};
-// pqxx 6's stream_to escapes field by field through temporaries and has no
-// public way to send rows already in COPY text format; tablewriter has
-// (deprecated in favour of stream_to, which lacks it). Its caveat about
-// multibyte encodings concerns client encodings whose characters can hold
-// a '\\' byte; the session's is UTF-8, where they cannot.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-      pqxx::tablewriter copy(txn, "visits", columns.begin(), columns.end());
-#pragma GCC diagnostic pop
-      // COPY text rows written here rather than by pqxx's tuple escaping,
-      // several rows per call (COPY data is a byte stream; pqxx ends each
-      // call with the last row's '\n').
-      CopyTimeCache time_cache;
-      std::string chunk;
-      chunk.reserve(kCopyChunkBytes + 16 * 1024);
-      for (const VisitRow& row : batch.rows) {
-        if (!chunk.empty()) chunk.push_back('\n');
-        append_copy_row(chunk, row, known.count(row.code) == 0, time_cache);
-        if (chunk.size() >= kCopyChunkBytes) {
-          copy.write_raw_line(chunk);
-          chunk.clear();
-        }
-      }
-      if (!chunk.empty()) copy.write_raw_line(chunk);
-      copy.complete();
-    }
+    const VisitAggregates counts = counter.take();
     upsert_hourly(txn, "visit_counts_hourly", counts.hourly);
     upsert_daily(txn, counts.daily);
     upsert_hourly(txn, "orphan_counts_hourly", counts.orphan_hourly);
     upsert_referrers(txn, "referrer_counts_daily", "day", counts.referrers);
     upsert_referrers(txn, "referrer_counts_monthly", "month", counts.referrers_monthly);
     upsert_totals(txn, counts.totals);
-    insert_dead_letters(txn, source, batch.dead_letters);
+    insert_dead_letters(txn, source, dead_letters);
     if (options_.pause_before_commit.count() > 0) {
-      log_event("info", "test pause before commit",
-                {{"source", source}, {"rows", std::to_string(batch.rows.size())}});
+      log_event("info", "test pause before commit", {{"source", source}});
       std::this_thread::sleep_for(options_.pause_before_commit);
     }
     txn.commit();

@@ -6,6 +6,8 @@
 // Invariants of a committed batch (PgVisitStore::commit):
 //  1. Its rows, the counts derived from them, its dead letters and its
 //     checkpoint moves are committed in one transaction, or none of them is.
+//     A batch may be streamed in chunks (VisitStream): still one transaction,
+//     with the counts of all its chunks summed and written once, at its end.
 //  2. Every checkpoint move applies only if the stored checkpoint still equals
 //     `expected`; otherwise nothing is written (kCheckpointConflict). Two
 //     ingesters on one source can therefore never both count a line.
@@ -18,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -80,6 +83,32 @@ struct VisitBatch {
   bool empty() const { return rows.empty() && dead_letters.empty() && checkpoints.empty(); }
 };
 
+// The lines of one transaction, handed to the store chunk by chunk, so that
+// the store sends one chunk while the next is read and parsed, and holds the
+// counts of the whole transaction but never more than a chunk of rows.
+class VisitStream {
+ public:
+  virtual ~VisitStream() = default;
+  // Replaces the rows and dead letters of `chunk` with the next ones. Returns
+  // false when the transaction has no more (`chunk` is then empty). May throw
+  // (a read error): the transaction is then abandoned.
+  virtual bool next(VisitBatch& chunk) = 0;
+  // Once next() returned false: the checkpoint moves covering every chunk.
+  virtual std::vector<CheckpointMove> checkpoints() = 0;
+};
+
+// A VisitStream of one batch given whole (its checkpoints included).
+class SingleBatchStream : public VisitStream {
+ public:
+  explicit SingleBatchStream(VisitBatch batch) : batch_(std::move(batch)) {}
+  bool next(VisitBatch& chunk) override;
+  std::vector<CheckpointMove> checkpoints() override { return std::move(batch_.checkpoints); }
+
+ private:
+  VisitBatch batch_;
+  bool given_ = false;
+};
+
 enum class CommitOutcome {
   kCommitted,
   kCheckpointConflict,  // a stored checkpoint was not `expected`; nothing written
@@ -97,8 +126,9 @@ class VisitStore {
   // Every checkpoint of `source`.
   virtual std::vector<Checkpoint> load_checkpoints(const std::string& source) = 0;
 
-  // Commits `batch` for `source` as described at the top of this file.
-  virtual CommitOutcome commit(const std::string& source, const VisitBatch& batch) = 0;
+  // Commits every chunk of `stream` for `source` in one transaction, as
+  // described at the top of this file: all of them or none.
+  virtual CommitOutcome commit(const std::string& source, VisitStream& stream) = 0;
 
   // Removes one checkpoint (after its journal file was deleted).
   virtual void delete_checkpoint(const std::string& source, const std::string& file_key) = 0;
@@ -152,6 +182,26 @@ struct VisitAggregates {
   std::vector<LinkTotal> totals;                 // clicks to known codes
 };
 
+// Sums the counts of visits added one by one (over the chunks of a
+// transaction), owning its keys, so the rows can be dropped once added.
+// Memory grows with the distinct keys, not with the visits. Not thread-safe.
+class VisitCounter {
+ public:
+  VisitCounter();
+  ~VisitCounter();
+  VisitCounter(const VisitCounter&) = delete;
+  VisitCounter& operator=(const VisitCounter&) = delete;
+
+  // Counts `row`; `known`: its code is a link (otherwise it is an orphan).
+  void add(const VisitRow& row, bool known);
+  // The counts so far, sorted as VisitAggregates says; leaves the counter empty.
+  VisitAggregates take();
+
+ private:
+  struct Maps;
+  std::unique_ptr<Maps> maps_;
+};
+
 // Pure: the counts of `rows`; `known(code)` says whether a code is a link.
 VisitAggregates aggregate_visits(const std::vector<VisitRow>& rows,
                                  const std::function<bool(std::string_view)>& known);
@@ -176,9 +226,11 @@ struct PgVisitStoreOptions {
   std::chrono::milliseconds pause_before_commit{0};
 };
 
-// VisitStore on PostgreSQL over one connection of its own, opened on first
-// use and reopened after a failure. Daily partitions of `visits` are created
-// in a short transaction of their own before a batch that needs them.
+// VisitStore on PostgreSQL over one connection of its own (plus a second one
+// for looking up codes while the first is in a COPY), opened on first use and
+// reopened after a failure. Daily partitions of `visits` are created in a
+// short transaction of their own before a batch that needs them, or inside
+// the batch's transaction when a later chunk needs one.
 class PgVisitStore : public VisitStore {
  public:
   explicit PgVisitStore(PgVisitStoreOptions options);  // does not connect
@@ -187,7 +239,7 @@ class PgVisitStore : public VisitStore {
   PgVisitStore& operator=(const PgVisitStore&) = delete;
 
   std::vector<Checkpoint> load_checkpoints(const std::string& source) override;
-  CommitOutcome commit(const std::string& source, const VisitBatch& batch) override;
+  CommitOutcome commit(const std::string& source, VisitStream& stream) override;
   void delete_checkpoint(const std::string& source, const std::string& file_key) override;
   void maintain(core::TimePoint now) override;
 
@@ -197,10 +249,15 @@ class PgVisitStore : public VisitStore {
   template <typename Fn>
   auto run(Fn&& fn);
   Connection& connection();
-  void ensure_partitions(Connection& c, const std::vector<VisitRow>& rows);
+  // Days of `rows` inside the window of daily partitions that have none.
+  std::set<std::int64_t> missing_partitions(const std::vector<VisitRow>& rows) const;
   void create_partition(Connection& c, std::int64_t day);
   void load_partitions(Connection& c);
-  std::unordered_set<std::string> known_codes(Connection& c, const std::vector<VisitRow>& rows);
+  // Which codes of `rows` are links, asked on the connection's second
+  // session (the first may be in the middle of a COPY). Codes found unknown
+  // are remembered in `unknown` (the caller's, for one transaction).
+  std::unordered_set<std::string> known_codes(Connection& c, const std::vector<VisitRow>& rows,
+                                              std::unordered_set<std::string>& unknown);
 
   const PgVisitStoreOptions options_;
   std::unique_ptr<Connection> connection_;

@@ -59,12 +59,29 @@ class FakeStore : public VisitStore {
     return out;
   }
 
-  CommitOutcome commit(const std::string& source, const VisitBatch& batch) override {
+  CommitOutcome commit(const std::string& source, VisitStream& stream) override {
     if (before_commit) before_commit();
     if (fail_before_commit > 0) {
       --fail_before_commit;
       throw StoreUnavailable("database down");
     }
+    // The whole stream first, like a transaction: nothing is kept if a chunk
+    // fails.
+    VisitBatch batch;
+    VisitBatch chunk;
+    int chunk_count = 0;
+    while (stream.next(chunk)) {
+      ++chunk_count;
+      if (fail_at_chunk > 0 && chunk_count == fail_at_chunk) {
+        fail_at_chunk = 0;
+        throw StoreUnavailable("connection lost in the middle of a COPY");
+      }
+      batch.rows.insert(batch.rows.end(), chunk.rows.begin(), chunk.rows.end());
+      batch.dead_letters.insert(batch.dead_letters.end(), chunk.dead_letters.begin(),
+                                chunk.dead_letters.end());
+    }
+    chunks.push_back(chunk_count);
+    batch.checkpoints = stream.checkpoints();
     auto& table = checkpoints[source];
     for (const CheckpointMove& move : batch.checkpoints) {
       auto it = table.find(move.next.file_key);
@@ -103,6 +120,8 @@ class FakeStore : public VisitStore {
   std::vector<VisitRow> rows;
   std::vector<DeadLetter> dead_letters;
   int commits = 0;
+  std::vector<int> chunks;  // chunks of every commit attempt that read its stream to the end
+  int fail_at_chunk = 0;    // > 0: the next commit fails when it gets this chunk
   int fail_before_commit = 0;
   int fail_after_commit = 0;
   std::function<void()> before_commit;  // runs at the start of commit()
@@ -111,6 +130,7 @@ class FakeStore : public VisitStore {
 IngesterOptions fast_options() {
   IngesterOptions o;
   o.max_batch_lines = 3;  // many batches from few lines
+  o.chunk_lines = 2;      // of two chunks each
   o.poll_interval = milliseconds(1);
   o.rotation_grace = milliseconds(30);
   o.abandoned_after = milliseconds(0);
