@@ -1130,6 +1130,10 @@ class Ingester::Stream final : public VisitStream {
         moves_[it->second].next = std::move(move.next);
       }
     }
+    if (collected.lines.empty() && collected.dead_letters.empty()) {
+      more_ = false;  // only moves (nothing new was read): nothing to parse
+      return;
+    }
     pending_letters_ = std::move(collected.dead_letters);
     pending_ = std::async(std::launch::async, parse_chunk, std::move(collected.lines),
                           ingester_.options_.ip_mode);

@@ -1,11 +1,14 @@
 #include "origin/visit_store.h"
 
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+
 #include <algorithm>
 #include <charconv>
 #include <climits>
 #include <map>
+#include <pqxx/largeobject>
 #include <pqxx/pqxx>
-#include <pqxx/tablewriter>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -234,106 +237,8 @@ bool move_checkpoint(pqxx::work& txn, const std::string& source, const Checkpoin
 }
 
 constexpr std::size_t kCopyChunkBytes = 256 * 1024;
-
-// `text` as a COPY text-format field: backslash and the characters COPY
-// treats as delimiters or line ends are backslash-escaped (NUL cannot occur:
-// VisitRow text holds none).
-void append_copy_text(std::string& out, std::string_view text) {
-  std::size_t from = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    char escaped = 0;
-    switch (c) {
-      case '\\':
-        escaped = '\\';
-        break;
-      case '\t':
-        escaped = 't';
-        break;
-      case '\n':
-        escaped = 'n';
-        break;
-      case '\r':
-        escaped = 'r';
-        break;
-      case '\b':
-        escaped = 'b';
-        break;
-      case '\f':
-        escaped = 'f';
-        break;
-      case '\v':
-        escaped = 'v';
-        break;
-      default:
-        continue;
-    }
-    out.append(text.data() + from, i - from);
-    out.push_back('\\');
-    out.push_back(escaped);
-    from = i + 1;
-  }
-  out.append(text.data() + from, text.size() - from);
-}
-
-// format_rfc3339_ms of Unix milliseconds, formatting only the milliseconds
-// while the second stays the same.
-struct CopyTimeCache {
-  std::int64_t second = INT64_MIN;
-  std::string prefix;  // "2026-11-27T20:46:40."
-
-  void append(std::string& out, std::int64_t ms) {
-    const std::int64_t s = floor_div(ms, 1000);
-    if (s != second) {
-      const std::string full = core::format_rfc3339_ms(core::from_unix_ms(ms));
-      // Always "...SS.mmmZ"; anything else is written as it comes.
-      if (full.size() < 5 || full[full.size() - 5] != '.' || full.back() != 'Z') {
-        second = INT64_MIN;
-        out += full;
-        return;
-      }
-      prefix.assign(full, 0, full.size() - 4);
-      second = s;
-    }
-    const auto millis = static_cast<int>(ms - s * 1000);
-    out += prefix;
-    out.push_back(static_cast<char>('0' + millis / 100));
-    out.push_back(static_cast<char>('0' + millis / 10 % 10));
-    out.push_back(static_cast<char>('0' + millis % 10));
-    out.push_back('Z');
-  }
-};
-
-// One `visits` row in COPY text format, without its '\n', in the column
-// order of commit(): time, code, ip, user_agent, referrer, referrer_host,
-// status, source, bot, orphan.
-void append_copy_row(std::string& out, const VisitRow& row, bool orphan, CopyTimeCache& times) {
-  times.append(out, row.time_ms);
-  out.push_back('\t');
-  append_copy_text(out, row.code);
-  out.push_back('\t');
-  if (row.ip.empty()) {
-    out += "\\N";
-  } else {
-    append_copy_text(out, row.ip);
-  }
-  out.push_back('\t');
-  append_copy_text(out, row.user_agent);
-  out.push_back('\t');
-  append_copy_text(out, row.referrer);
-  out.push_back('\t');
-  append_copy_text(out, row.referrer_host);
-  out.push_back('\t');
-  char digits[16];
-  const auto end = std::to_chars(digits, digits + sizeof digits, row.status).ptr;
-  out.append(digits, static_cast<std::size_t>(end - digits));
-  out.push_back('\t');
-  append_copy_text(out, row.source);
-  out.push_back('\t');
-  out.push_back(row.bot ? 't' : 'f');
-  out.push_back('\t');
-  out.push_back(orphan ? 't' : 'f');
-}
+// PostgreSQL's epoch (2000-01-01T00:00:00Z) in Unix milliseconds.
+constexpr std::int64_t kPgEpochMs = 946'684'800'000;
 
 }  // namespace
 
@@ -675,54 +580,153 @@ std::unordered_set<std::string> PgVisitStore::known_codes(
 
 namespace {
 
-const std::vector<std::string>& copy_columns() {
-  static const std::vector<std::string> columns{"time",     "code",          "ip",     "user_agent",
-                                                "referrer", "referrer_host", "status", "source",
-                                                "bot",      "orphan"};
-  return columns;
-}
+// libpqxx 6.4 keeps libpq's connection to itself, except that its large
+// object class hands it to subclasses; the binary COPY below needs it.
+class RawConnection : public pqxx::largeobject {
+ public:
+  static PGconn* of(const pqxx::dbtransaction& txn) { return raw_connection(txn); }
+};
 
-// The rows of one transaction as COPY text, written several rows per call
-// (COPY data is a byte stream; pqxx ends each call with the last row's '\n').
-// pqxx 6's stream_to escapes field by field through temporaries and has no
-// public way to send rows already in COPY text format; tablewriter has
-// (deprecated in favour of stream_to, which lacks it). Its caveat about
-// multibyte encodings concerns client encodings whose characters can hold a
-// '\\' byte; the session's is UTF-8, where they cannot.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+// The rows of one transaction, sent with COPY in binary format: no text to
+// format here, none for the server to parse (inet, timestamptz, smallint,
+// bool), a good part of what a text COPY costs it. libpqxx 6.4 can only send
+// text rows (tablewriter ends every write with '\n'), so this speaks libpq
+// on the transaction's connection; the COPY is always ended (completed, or
+// abandoned by the destructor) before libpqxx uses the connection again.
 class VisitCopy {
  public:
-  explicit VisitCopy(pqxx::work& txn)
-      : copy_(txn, "visits", copy_columns().begin(), copy_columns().end()) {
-    chunk_.reserve(kCopyChunkBytes + 16 * 1024);
+  explicit VisitCopy(pqxx::work& txn) : conn_(RawConnection::of(txn)) {
+    txn.exec(
+        "COPY visits (time, code, ip, user_agent, referrer, referrer_host, status, source, bot,"
+        " orphan) FROM STDIN (FORMAT binary)");
+    open_ = true;
+    buffer_.reserve(kCopyChunkBytes + 16 * 1024);
+    buffer_.append("PGCOPY\n\377\r\n\0", 11);
+    put32(0);  // flags
+    put32(0);  // header extension length
   }
 
+  ~VisitCopy() {
+    if (!open_) return;
+    // Abandoned (an exception on its way): the server discards the COPY.
+    if (PQputCopyEnd(conn_, "ingest transaction abandoned") == 1) drain();
+  }
+
+  VisitCopy(const VisitCopy&) = delete;
+  VisitCopy& operator=(const VisitCopy&) = delete;
+
   void add(const VisitRow& row, bool orphan) {
-    if (!chunk_.empty()) chunk_.push_back('\n');
-    append_copy_row(chunk_, row, orphan, times_);
-    if (chunk_.size() >= kCopyChunkBytes) flush();
+    put16(10);  // fields
+    put32(8);
+    put64((row.time_ms - kPgEpochMs) * 1000);  // microseconds
+    text(row.code);
+    ip(row.ip);
+    text(row.user_agent);
+    text(row.referrer);
+    text(row.referrer_host);
+    put32(2);
+    put16(static_cast<std::uint16_t>(row.status));
+    text(row.source);
+    put32(1);
+    buffer_.push_back(row.bot ? 1 : 0);
+    put32(1);
+    buffer_.push_back(orphan ? 1 : 0);
+    if (buffer_.size() >= kCopyChunkBytes) flush();
   }
 
   // Sends what is buffered, so the server works on it while the caller
   // prepares more.
   void flush() {
-    if (chunk_.empty()) return;
-    copy_.write_raw_line(chunk_);
-    chunk_.clear();
+    if (buffer_.empty()) return;
+    if (PQputCopyData(conn_, buffer_.data(), static_cast<int>(buffer_.size())) != 1) fail(nullptr);
+    buffer_.clear();
   }
 
+  // Ends the COPY; throws what the server refused.
   void complete() {
+    put16(0xFFFF);  // trailer
     flush();
-    copy_.complete();
+    if (PQputCopyEnd(conn_, nullptr) != 1) fail(nullptr);
+    open_ = false;
+    PGresult* failed = drain();
+    if (failed != nullptr) fail(failed);
   }
 
  private:
-  pqxx::tablewriter copy_;
-  CopyTimeCache times_;
-  std::string chunk_;
+  // Reads the results of the ended COPY; returns the first that is an
+  // error (the caller clears it), or nullptr.
+  PGresult* drain() {
+    PGresult* failed = nullptr;
+    // A connection that broke can answer COPY_IN for ever: a bound.
+    for (int i = 0; i < 16; ++i) {
+      PGresult* result = PQgetResult(conn_);
+      if (result == nullptr) break;
+      const ExecStatusType status = PQresultStatus(result);
+      if (status == PGRES_COMMAND_OK || failed != nullptr) {
+        PQclear(result);
+      } else {
+        failed = result;
+      }
+      if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT) break;
+    }
+    return failed;
+  }
+
+  [[noreturn]] void fail(PGresult* result) {
+    std::string message = result != nullptr ? PQresultErrorMessage(result) : "";
+    if (message.empty()) message = PQerrorMessage(conn_);
+    std::string state;
+    if (result != nullptr) {
+      if (const char* s = PQresultErrorField(result, PG_DIAG_SQLSTATE)) state = s;
+      PQclear(result);
+    }
+    if (PQstatus(conn_) == CONNECTION_BAD) throw pqxx::broken_connection(message);
+    throw pqxx::sql_error(message, "COPY visits", state.empty() ? nullptr : state.c_str());
+  }
+
+  void put16(std::uint16_t v) {
+    const char bytes[2] = {static_cast<char>(v >> 8), static_cast<char>(v)};
+    buffer_.append(bytes, 2);
+  }
+  void put32(std::uint32_t v) {
+    put16(static_cast<std::uint16_t>(v >> 16));
+    put16(static_cast<std::uint16_t>(v));
+  }
+  void put64(std::int64_t v) {
+    const auto u = static_cast<std::uint64_t>(v);
+    put32(static_cast<std::uint32_t>(u >> 32));
+    put32(static_cast<std::uint32_t>(u));
+  }
+  void text(const std::string& value) {
+    put32(static_cast<std::uint32_t>(value.size()));
+    buffer_.append(value);
+  }
+  // inet's binary form: family (2 IPv4, 3 IPv6), bits, is_cidr, size, bytes.
+  // NULL when empty (not stored) or, which cannot happen for a VisitRow, not
+  // an address.
+  void ip(const std::string& value) {
+    unsigned char address[sizeof(in6_addr)];
+    if (!value.empty() && inet_pton(AF_INET, value.c_str(), address) == 1) {
+      put32(8);
+      const char head[4] = {2, 32, 0, 4};
+      buffer_.append(head, 4);
+      buffer_.append(reinterpret_cast<const char*>(address), 4);
+      return;
+    }
+    if (!value.empty() && inet_pton(AF_INET6, value.c_str(), address) == 1) {
+      put32(20);
+      const char head[4] = {3, static_cast<char>(128), 0, 16};
+      buffer_.append(head, 4);
+      buffer_.append(reinterpret_cast<const char*>(address), 16);
+      return;
+    }
+    put32(0xFFFFFFFF);  // NULL
+  }
+
+  PGconn* const conn_;
+  bool open_ = false;
+  std::string buffer_;
 };
-#pragma GCC diagnostic pop
 
 // Creates the daily partition of `day` in `txn` unless it exists (another
 // process may have made it).

@@ -238,8 +238,11 @@ TEST(IngestCrash, KilledAtRandomInstantsIngestsEveryLineExactlyOnce) {
   n += kPerFile;
   const std::vector<std::string> sources = {"--source",   "j=" + journal, "--source",
                                             "e1=" + log1, "--source",     "e2=" + log2};
+  // Transactions of 2,000 lines sent as 7 chunks: kills land in the middle
+  // of a transaction's COPY too.
   const Environment slow_commits = {{"INGEST_TEST_PAUSE_BEFORE_COMMIT_MS", "25"},
-                                    {"INGEST_BATCH_LINES", "2000"}};
+                                    {"INGEST_BATCH_LINES", "2000"},
+                                    {"INGEST_CHUNK_LINES", "300"}};
 
   const unsigned seed = static_cast<unsigned>(now_ms());
   std::mt19937 rng(seed);
@@ -534,6 +537,126 @@ TEST(IngestRotation, ReportsTruncatedAndReplacedFilesAndIngestsTheirNewContent) 
   EXPECT_EQ(last.integer("lines_ingested"), 10);
 
   expect_exactly(db.url(), 340);
+  EXPECT_EQ(number(db.url(), "SELECT byte_offset FROM ingest_checkpoints WHERE source = 'edge'"),
+            static_cast<std::int64_t>(fs::file_size(log)));
+}
+
+// Rows of `table` (columns `columns`) that the same columns computed from the
+// raw visits (`computed`, a SELECT) do not have, and the other way round.
+std::string count_mismatches(const std::string& url, const std::string& table,
+                             const std::string& columns, const std::string& computed) {
+  return query_text(url, "(SELECT " + columns + " FROM " + table + " EXCEPT " + computed +
+                             ") UNION ALL (" + computed + " EXCEPT SELECT " + columns + " FROM " +
+                             table + ")");
+}
+
+// One transaction of many chunks, with orphans, bots, referrers and a day
+// whose partition does not exist until a later chunk needs it: every count
+// table equals what the committed raw rows add up to.
+TEST(IngestTransactions, CountsOfAManyChunkTransactionEqualTheRawRows) {
+  TestDatabase db;
+  insert_links(db.url(), 10);
+  TempDir dir;
+  const std::string log = dir / "edge.jsonl";
+  const std::int64_t now = now_ms();
+  std::string bytes;
+  for (std::int64_t n = 0; n < 3000; ++n) {
+    // Codes c0..c11 (c10, c11 are no links), a bot every 5th line, and from
+    // line 2000 on, visits of three days ago (no partition yet).
+    core::VisitRecord r;
+    r.time = core::from_unix_ms((n < 2000 ? now : now - 3 * 86'400'000) - n * 1000);
+    r.code = "c" + std::to_string(n % 12);
+    r.ip = "198.51.100." + std::to_string(n % 250);
+    r.user_agent = (n % 5 == 0 ? "curl/" : "agent-") + std::to_string(n);
+    r.referrer = n % 2 == 0 ? "https://ref" + std::to_string(n % 7) + ".example/page" : "";
+    r.status = n % 13 == 0 ? 404 : 307;
+    r.source = n % 3 == 0 ? "origin" : "edge";
+    bytes += core::format_visit_line(r);
+  }
+  append(log, bytes);
+  const CommandResult run =
+      ingest_once(db.url(), {"--source", "edge=" + log}, {{"INGEST_CHUNK_LINES", "100"}});
+  ASSERT_TRUE(run.exit.has_value() && run.exit->success()) << run.describe();
+  const JsonBody counters = counters_of(run, "edge");
+  EXPECT_EQ(counters.integer("lines_ingested"), 3000) << run.out;
+  EXPECT_EQ(counters.integer("batches"), 1) << "30 chunks, one transaction: " << run.out;
+  EXPECT_EQ(number(db.url(), "SELECT count(*) FROM visits"), 3000);
+  EXPECT_EQ(number(db.url(), "SELECT count(*) FROM visits_default"), 0)
+      << "the partition of three days ago was made inside the transaction, before its rows";
+  EXPECT_EQ(number(db.url(), "SELECT count(*) FROM visits WHERE orphan"), 500);
+  EXPECT_EQ(number(db.url(), "SELECT count(*) FROM visits WHERE bot"), 600);
+
+  const std::string clicks = " FROM visits WHERE NOT orphan AND status BETWEEN 300 AND 399";
+  EXPECT_EQ(
+      count_mismatches(
+          db.url(), "visit_counts_hourly", "code, hour, source, humans, bots",
+          "SELECT code, date_trunc('hour', time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', source,"
+          " count(*) FILTER (WHERE NOT bot), count(*) FILTER (WHERE bot)" +
+              clicks + " GROUP BY 1, 2, 3"),
+      "");
+  EXPECT_EQ(count_mismatches(db.url(), "visit_counts_daily", "code, day, source, humans, bots",
+                             "SELECT code, (time AT TIME ZONE 'UTC')::date, source,"
+                             " count(*) FILTER (WHERE NOT bot),"
+                             " count(*) FILTER (WHERE bot)" +
+                                 clicks + " GROUP BY 1, 2, 3"),
+            "");
+  EXPECT_EQ(
+      count_mismatches(
+          db.url(), "orphan_counts_hourly", "code, hour, source, humans, bots",
+          "SELECT code, date_trunc('hour', time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', source,"
+          " count(*) FILTER (WHERE NOT bot), count(*) FILTER (WHERE bot)"
+          " FROM visits WHERE orphan GROUP BY 1, 2, 3"),
+      "");
+  EXPECT_EQ(
+      count_mismatches(db.url(), "referrer_counts_daily", "code, day, host, clicks",
+                       "SELECT code, (time AT TIME ZONE 'UTC')::date, referrer_host, count(*)" +
+                           clicks + " AND NOT bot AND referrer_host <> '' GROUP BY 1, 2, 3"),
+      "");
+  EXPECT_EQ(count_mismatches(
+                db.url(), "referrer_counts_monthly", "code, month, host, clicks",
+                "SELECT code, date_trunc('month', time AT TIME ZONE 'UTC')::date, referrer_host,"
+                " count(*)" +
+                    clicks + " AND NOT bot AND referrer_host <> '' GROUP BY 1, 2, 3"),
+            "");
+  EXPECT_EQ(count_mismatches(db.url(), "link_visit_totals", "code, humans, bots, last_click_at",
+                             "SELECT code, count(*) FILTER (WHERE NOT bot),"
+                             " count(*) FILTER (WHERE bot), max(time) FILTER (WHERE NOT bot)" +
+                                 clicks + " GROUP BY 1"),
+            "");
+  EXPECT_GT(number(db.url(), "SELECT count(*) FROM referrer_counts_monthly"), 0);
+}
+
+// Killed with -9 after every chunk of a transaction was sent, before its
+// COMMIT: nothing of it is visible, and the next run ingests every line once,
+// again as one transaction.
+TEST(IngestTransactions, AManyChunkTransactionKilledBeforeItsCommitLeavesNothing) {
+  TestDatabase db;
+  insert_links(db.url(), 10);
+  TempDir dir;
+  const std::string log = dir / "edge.jsonl";
+  write_lines(log, "line-", 0, 5000);
+  const std::vector<std::string> sources = {"--source", "edge=" + log};
+  {
+    IngestProcess ingest(
+        db.url(), sources,
+        {{"INGEST_CHUNK_LINES", "500"}, {"INGEST_TEST_PAUSE_BEFORE_COMMIT_MS", "60000"}},
+        dir / "ingest.log");
+    ASSERT_TRUE(ingest.wait_for_log(kPauseMarker, 1, 60s)) << ingest.log();
+    EXPECT_EQ(number(db.url(),
+                     "SELECT count(*) FROM pg_stat_activity WHERE application_name ="
+                     " 'origin-ingest' AND state = 'idle in transaction'"
+                     " AND datname = current_database()"),
+              1)
+        << "the transaction is open, its rows sent";
+    EXPECT_EQ(number(db.url(), "SELECT count(*) FROM visits"), 0);
+    const ExitStatus status = ingest.process().kill9();
+    ASSERT_FALSE(status.code.has_value()) << status.describe() << "\n" << ingest.log();
+  }
+  EXPECT_EQ(number(db.url(), "SELECT count(*) FROM ingest_checkpoints"), 0);
+  const CommandResult run = ingest_once(db.url(), sources, {{"INGEST_CHUNK_LINES", "500"}});
+  ASSERT_TRUE(run.exit.has_value() && run.exit->success()) << run.describe();
+  EXPECT_EQ(counters_of(run, "edge").integer("batches"), 1) << run.out;
+  expect_exactly(db.url(), 5000);
   EXPECT_EQ(number(db.url(), "SELECT byte_offset FROM ingest_checkpoints WHERE source = 'edge'"),
             static_cast<std::int64_t>(fs::file_size(log)));
 }

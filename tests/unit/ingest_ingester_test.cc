@@ -82,6 +82,7 @@ class FakeStore : public VisitStore {
     }
     chunks.push_back(chunk_count);
     batch.checkpoints = stream.checkpoints();
+    last_moves = batch.checkpoints;
     auto& table = checkpoints[source];
     for (const CheckpointMove& move : batch.checkpoints) {
       auto it = table.find(move.next.file_key);
@@ -122,6 +123,7 @@ class FakeStore : public VisitStore {
   int commits = 0;
   std::vector<int> chunks;  // chunks of every commit attempt that read its stream to the end
   int fail_at_chunk = 0;    // > 0: the next commit fails when it gets this chunk
+  std::vector<CheckpointMove> last_moves;  // of the last commit attempt that got them
   int fail_before_commit = 0;
   int fail_after_commit = 0;
   std::function<void()> before_commit;  // runs at the start of commit()
@@ -400,6 +402,99 @@ TEST(IngesterExactlyOnce, TwoIngestersOnOneSourceNeverCountALineTwice) {
   EXPECT_EQ(first.stats().checkpoint_conflicts, 1u);
   EXPECT_EQ(first.stats().lines_ingested, 0u);
   EXPECT_EQ(second.stats().lines_ingested, 10u);
+}
+
+IngesterOptions chunked_options(std::size_t batch_lines, std::size_t chunk_lines) {
+  IngesterOptions o = fast_options();
+  o.max_batch_lines = batch_lines;
+  o.chunk_lines = chunk_lines;
+  o.max_batch_time = std::chrono::minutes(10);
+  return o;
+}
+
+TEST(IngesterTransactions, StreamsAllLinesOfABacklogAsChunksOfOneCommit) {
+  TempDir dir;
+  const std::string path = dir / "visits.log";
+  append_lines(path, "a", 0, 20);
+  FakeStore store;
+  Ingester ingester(log_source(path), store, chunked_options(1000, 3));
+  ASSERT_TRUE(ingester.run_until_caught_up());
+  EXPECT_EQ(store.agents(), expected_agents("a", 0, 20));
+  EXPECT_EQ(store.commits, 1);
+  EXPECT_EQ(store.chunks, std::vector<int>{7}) << "20 lines in chunks of 3";
+  EXPECT_EQ(store.checkpoints["edge-test"][path].offset, file_size(path));
+  EXPECT_EQ(ingester.stats().batches, 1u);
+  EXPECT_EQ(ingester.stats().lines_ingested, 20u);
+}
+
+TEST(IngesterTransactions, EndsATransactionAtItsLineBound) {
+  TempDir dir;
+  const std::string path = dir / "visits.log";
+  append_lines(path, "a", 0, 20);
+  FakeStore store;
+  Ingester ingester(log_source(path), store, chunked_options(7, 3));
+  ASSERT_TRUE(ingester.run_until_caught_up());
+  EXPECT_EQ(store.agents(), expected_agents("a", 0, 20));
+  EXPECT_EQ(store.chunks, (std::vector<int>{3, 3, 2})) << "3 + 3 + 1, 3 + 3 + 1, 3 + 3 lines";
+  EXPECT_EQ(store.checkpoints["edge-test"][path].offset, file_size(path));
+}
+
+TEST(IngesterTransactions, EndsATransactionAtItsTimeBound) {
+  TempDir dir;
+  const std::string path = dir / "visits.log";
+  append_lines(path, "a", 0, 20);
+  FakeStore store;
+  IngesterOptions options = chunked_options(1000, 3);
+  options.max_batch_time = milliseconds(0);  // every transaction ends after its first chunk
+  Ingester ingester(log_source(path), store, options);
+  ASSERT_TRUE(ingester.run_until_caught_up());
+  EXPECT_EQ(store.agents(), expected_agents("a", 0, 20));
+  EXPECT_EQ(store.commits, 7);
+}
+
+TEST(IngesterTransactions, AFailureInTheMiddleOfATransactionLeavesNothingAndItIsRetriedOnce) {
+  TempDir dir;
+  const std::string path = dir / "visits.log";
+  append_lines(path, "a", 0, 20);
+  FakeStore store;
+  store.fail_at_chunk = 4;  // the first attempt dies after sending 3 chunks
+  Ingester ingester(log_source(path), store, chunked_options(1000, 3));
+  ASSERT_TRUE(ingester.run_until_caught_up());
+  EXPECT_EQ(store.agents(), expected_agents("a", 0, 20)) << "every line once";
+  EXPECT_EQ(store.commits, 1);
+  EXPECT_EQ(store.chunks, std::vector<int>{7}) << "the retry read the file again from its start";
+  EXPECT_EQ(ingester.stats().store_failures, 1u);
+  EXPECT_EQ(ingester.stats().lines_ingested, 20u) << "the failed attempt counts nothing";
+}
+
+TEST(IngesterTransactions, OneTransactionCoversEveryFileOfAJournalWithOneMovePerFile) {
+  TempDir dir;
+  FakeStore store;
+  {
+    JournalOptions options;
+    options.max_bytes = 600;  // a few lines per file
+    JournalWriter writer(dir.path(), "origin-a-t0", options);
+    for (int i = 0; i < 30; ++i) ASSERT_TRUE(writer.append(line("j" + std::to_string(i))));
+  }
+  std::map<std::string, std::uint64_t> sizes;  // by file key
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
+    const std::string name = entry.path().filename().string();
+    if (parse_journal_file_name(name)) sizes[name.substr(0, name.size() - 6)] = entry.file_size();
+  }
+  ASSERT_GT(sizes.size(), 3u);
+  Ingester ingester(journal_source(dir.path()), store, chunked_options(1000, 4));
+  ASSERT_TRUE(ingester.run_until_caught_up());
+  EXPECT_EQ(store.agents(), expected_agents("j", 0, 30));
+  EXPECT_EQ(store.commits, 1);
+  std::map<std::string, std::uint64_t> moved;
+  for (const CheckpointMove& move : store.last_moves) {
+    EXPECT_FALSE(move.expected.has_value()) << move.next.file_key;
+    EXPECT_TRUE(moved.emplace(move.next.file_key, move.next.offset).second)
+        << "one move per file: " << move.next.file_key;
+  }
+  EXPECT_EQ(moved, sizes) << "each file's move ends at its end";
+  EXPECT_GT(ingester.stats().files_deleted, 3u);
+  EXPECT_TRUE(store.checkpoints["journal-test"].empty());
 }
 
 TEST(IngesterJournal, DeletesFinishedFilesOnceIngestedAndKeepsTheOpenOne) {

@@ -2,8 +2,11 @@
 // array literals, fingerprints.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "origin/visit_store.h"
@@ -134,6 +137,106 @@ TEST(AggregateVisits, PutsTimesBefore1970InTheRightHour) {
   VisitAggregates a = aggregate_visits({row("abc", -1)}, known_abc);
   ASSERT_EQ(a.hourly.size(), 1u);
   EXPECT_EQ(a.hourly[0].hour_s, -3600);
+}
+
+// The counts of a transaction added chunk by chunk equal the counts made
+// line by line (each line aggregated alone, then summed by key).
+TEST(VisitCounter, SumsChunksToWhatEveryLineAddsUpTo) {
+  std::vector<VisitRow> rows;
+  const char* codes[] = {"abc", "def", "gone", "abc-long-code-over-sixteen-bytes"};
+  const char* hosts[] = {"", "news.example", "a-referrer-host-longer-than-sixteen.example"};
+  for (int i = 0; i < 3000; ++i) {
+    rows.push_back(row(codes[(i * 7) % 4], kDay0 - kDayMs + (i * 104729LL) % (3 * kDayMs),
+                       i % 5 == 0, i % 11 == 0 ? 404 : 307, i % 3 == 0 ? "origin" : "edge",
+                       hosts[i % 3]));
+  }
+  const auto known = [](std::string_view code) { return code != "gone"; };
+
+  VisitCounter counter;
+  for (std::size_t i = 0; i < rows.size(); ++i) counter.add(rows[i], known(rows[i].code));
+  const VisitAggregates chunked = counter.take();
+
+  std::map<std::tuple<std::string, std::int64_t, std::string>,
+           std::pair<std::int64_t, std::int64_t>>
+      hourly, orphans, daily;
+  std::map<std::tuple<std::string, std::int64_t, std::string>, std::int64_t> referrers, monthly;
+  std::map<std::string, std::tuple<std::int64_t, std::int64_t, std::optional<std::int64_t>>> totals;
+  for (const VisitRow& r : rows) {
+    const VisitAggregates one = aggregate_visits({r}, known);
+    for (const HourlyCount& c : one.hourly) {
+      auto& v = hourly[{c.code, c.hour_s, c.source}];
+      v.first += c.humans;
+      v.second += c.bots;
+    }
+    for (const HourlyCount& c : one.orphan_hourly) {
+      auto& v = orphans[{c.code, c.hour_s, c.source}];
+      v.first += c.humans;
+      v.second += c.bots;
+    }
+    for (const DailyCount& c : one.daily) {
+      auto& v = daily[{c.code, c.day, c.source}];
+      v.first += c.humans;
+      v.second += c.bots;
+    }
+    for (const ReferrerCount& c : one.referrers) referrers[{c.code, c.day, c.host}] += c.clicks;
+    for (const ReferrerCount& c : one.referrers_monthly)
+      monthly[{c.code, c.day, c.host}] += c.clicks;
+    for (const LinkTotal& t : one.totals) {
+      auto& [humans, bots, last] = totals[t.code];
+      humans += t.humans;
+      bots += t.bots;
+      if (t.last_click_ms && (!last || *last < *t.last_click_ms)) last = t.last_click_ms;
+    }
+  }
+
+  ASSERT_EQ(chunked.hourly.size(), hourly.size());
+  auto h = hourly.begin();
+  for (const HourlyCount& c : chunked.hourly) {
+    EXPECT_EQ(std::make_tuple(c.code, c.hour_s, c.source), h->first) << "sorted by key";
+    EXPECT_EQ(std::make_pair(c.humans, c.bots), h->second) << c.code << " " << c.hour_s;
+    ++h;
+  }
+  ASSERT_EQ(chunked.orphan_hourly.size(), orphans.size());
+  auto o = orphans.begin();
+  for (const HourlyCount& c : chunked.orphan_hourly) {
+    EXPECT_EQ(std::make_tuple(c.code, c.hour_s, c.source), o->first);
+    EXPECT_EQ(std::make_pair(c.humans, c.bots), o->second);
+    ++o;
+  }
+  ASSERT_EQ(chunked.daily.size(), daily.size());
+  auto d = daily.begin();
+  for (const DailyCount& c : chunked.daily) {
+    EXPECT_EQ(std::make_tuple(c.code, c.day, c.source), d->first);
+    EXPECT_EQ(std::make_pair(c.humans, c.bots), d->second);
+    ++d;
+  }
+  ASSERT_EQ(chunked.referrers.size(), referrers.size());
+  auto f = referrers.begin();
+  for (const ReferrerCount& c : chunked.referrers) {
+    EXPECT_EQ(std::make_tuple(c.code, c.day, c.host), f->first);
+    EXPECT_EQ(c.clicks, f->second);
+    ++f;
+  }
+  ASSERT_EQ(chunked.referrers_monthly.size(), monthly.size());
+  auto m = monthly.begin();
+  for (const ReferrerCount& c : chunked.referrers_monthly) {
+    EXPECT_EQ(std::make_tuple(c.code, c.day, c.host), m->first);
+    EXPECT_EQ(c.clicks, m->second);
+    ++m;
+  }
+  ASSERT_EQ(chunked.totals.size(), totals.size());
+  auto t = totals.begin();
+  for (const LinkTotal& c : chunked.totals) {
+    EXPECT_EQ(c.code, t->first);
+    EXPECT_EQ(std::make_tuple(c.humans, c.bots, c.last_click_ms), t->second) << c.code;
+    ++t;
+  }
+  EXPECT_FALSE(chunked.orphan_hourly.empty());
+  EXPECT_FALSE(chunked.referrers_monthly.empty());
+
+  const VisitAggregates empty = counter.take();
+  EXPECT_TRUE(empty.hourly.empty() && empty.totals.empty() && empty.referrers.empty())
+      << "take() leaves the counter empty";
 }
 
 TEST(PgTextArray, QuotesEveryElement) {
