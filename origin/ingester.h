@@ -74,11 +74,11 @@ struct IngesterOptions {
   // about max_batch_time (checked between chunks); it also ends when the
   // source has nothing more to read. Lines are read, parsed and sent in
   // chunks of chunk_lines, the next parsed while the current one is sent.
-  std::size_t max_batch_lines = 1'000'000;         // INGEST_BATCH_LINES
-  std::chrono::milliseconds max_batch_time{5000};  // INGEST_BATCH_MS
-  std::size_t chunk_lines = 8192;                  // INGEST_CHUNK_LINES
-  std::chrono::milliseconds poll_interval{200};    // INGEST_POLL_MS: wait when caught up
-  std::chrono::milliseconds rotation_grace{2000};  // INGEST_ROTATION_GRACE_MS
+  std::size_t max_batch_lines = 1'000'000;           // INGEST_BATCH_LINES
+  std::chrono::milliseconds max_batch_time{10'000};  // INGEST_BATCH_MS
+  std::size_t chunk_lines = 8192;                    // INGEST_CHUNK_LINES
+  std::chrono::milliseconds poll_interval{200};      // INGEST_POLL_MS: wait when caught up
+  std::chrono::milliseconds rotation_grace{2000};    // INGEST_ROTATION_GRACE_MS
   std::chrono::milliseconds abandoned_after{10'000};
   std::chrono::milliseconds retry_initial{200};               // back-off after a store failure,
   std::chrono::milliseconds retry_max{5000};                  // doubling up to this

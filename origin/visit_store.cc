@@ -302,16 +302,23 @@ std::vector<HourlyCount> hourly_counts(CountMap<HumansBots>& counts) {
 
 }  // namespace
 
+// Clicks of one (code, hour, source): what the daily counts and the link
+// totals are summed from when the counter is emptied.
+struct HourClicks {
+  std::int64_t humans = 0;
+  std::int64_t bots = 0;
+  std::int64_t last_human_ms = INT64_MIN;  // INT64_MIN: none
+};
+
+// One map lookup per visit (two for a human click with a referrer): the
+// daily counts and the totals are derived from the hourly ones in take().
 struct VisitCounter::Maps {
-  CountMap<HumansBots> hourly;
+  CountMap<HourClicks> hourly;
   CountMap<HumansBots> orphans;
-  CountMap<HumansBots> daily;
   CountMap<std::int64_t> referrers;
-  std::unordered_map<std::string, LinkTotal> totals;
   // Reused for every lookup, so that counting an existing key allocates
   // nothing.
   CountKey scratch;
-  std::string scratch_code;
 
   const CountKey& key(std::string_view code, std::int64_t number, std::string_view text) {
     scratch.code.assign(code.data(), code.size());
@@ -334,28 +341,42 @@ void VisitCounter::add(const VisitRow& row, bool known) {
     return;
   }
   if (!is_click_status(row.status)) return;
-  auto& c = entry(m.hourly, m.key(row.code, hour_s, row.source));
-  ++(row.bot ? c.second : c.first);
-  const std::int64_t day = floor_div(row.time_ms, kMsPerDay);
-  auto& d = entry(m.daily, m.key(row.code, day, row.source));
-  ++(row.bot ? d.second : d.first);
-  m.scratch_code.assign(row.code);
-  LinkTotal& total = entry(m.totals, m.scratch_code);
+  HourClicks& c = entry(m.hourly, m.key(row.code, hour_s, row.source));
   if (row.bot) {
-    ++total.bots;
+    ++c.bots;
     return;
   }
-  ++total.humans;
-  if (!total.last_click_ms || *total.last_click_ms < row.time_ms) total.last_click_ms = row.time_ms;
-  if (!row.referrer_host.empty()) ++entry(m.referrers, m.key(row.code, day, row.referrer_host));
+  ++c.humans;
+  c.last_human_ms = std::max(c.last_human_ms, row.time_ms);
+  if (!row.referrer_host.empty()) {
+    const std::int64_t day = floor_div(row.time_ms, kMsPerDay);
+    ++entry(m.referrers, m.key(row.code, day, row.referrer_host));
+  }
 }
 
 VisitAggregates VisitCounter::take() {
   Maps& m = *maps_;
   VisitAggregates out;
-  out.hourly = hourly_counts(m.hourly);
+  CountMap<HumansBots> daily;
+  for (auto& [key, c] : sorted_counts(m.hourly)) {
+    // Sorted by code: a code's totals are complete when the next code starts.
+    if (out.totals.empty() || out.totals.back().code != key.code) {
+      out.totals.push_back(LinkTotal{key.code, 0, 0, std::nullopt});
+    }
+    LinkTotal& total = out.totals.back();
+    total.humans += c.humans;
+    total.bots += c.bots;
+    if (c.last_human_ms != INT64_MIN &&
+        (!total.last_click_ms || *total.last_click_ms < c.last_human_ms)) {
+      total.last_click_ms = c.last_human_ms;
+    }
+    auto& d = daily[CountKey{key.code, floor_div(key.number, 86'400), key.text}];
+    d.first += c.humans;
+    d.second += c.bots;
+    out.hourly.push_back({std::move(key.code), key.number, std::move(key.text), c.humans, c.bots});
+  }
   out.orphan_hourly = hourly_counts(m.orphans);
-  for (auto& [key, c] : sorted_counts(m.daily)) {
+  for (auto& [key, c] : sorted_counts(daily)) {
     out.daily.push_back({std::move(key.code), key.number, std::move(key.text), c.first, c.second});
   }
   CountMap<std::int64_t> monthly;
@@ -366,14 +387,6 @@ VisitAggregates VisitCounter::take() {
   for (auto& [key, clicks] : sorted_counts(monthly)) {
     out.referrers_monthly.push_back({std::move(key.code), key.number, std::move(key.text), clicks});
   }
-  out.totals.reserve(m.totals.size());
-  for (auto& [code, total] : m.totals) {
-    total.code = code;
-    out.totals.push_back(std::move(total));
-  }
-  m.totals.clear();
-  std::sort(out.totals.begin(), out.totals.end(),
-            [](const LinkTotal& a, const LinkTotal& b) { return a.code < b.code; });
   return out;
 }
 
