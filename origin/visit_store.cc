@@ -622,7 +622,9 @@ class VisitCopy {
   ~VisitCopy() {
     if (!open_) return;
     // Abandoned (an exception on its way): the server discards the COPY.
-    if (PQputCopyEnd(conn_, "ingest transaction abandoned") == 1) drain();
+    if (PQputCopyEnd(conn_, "ingest transaction abandoned") == 1) {
+      if (PGresult* failed = drain()) PQclear(failed);  // the refusal we asked for
+    }
   }
 
   VisitCopy(const VisitCopy&) = delete;
