@@ -2,6 +2,7 @@
 // array literals, fingerprints.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
@@ -153,7 +154,8 @@ TEST(VisitCounter, SumsChunksToWhatEveryLineAddsUpTo) {
   const auto known = [](std::string_view code) { return code != "gone"; };
 
   VisitCounter counter;
-  for (std::size_t i = 0; i < rows.size(); ++i) counter.add(rows[i], known(rows[i].code));
+  for (const VisitRow& r : rows)
+    counter.add(r, known(r.code));  // as the chunks of a transaction do
   const VisitAggregates chunked = counter.take();
 
   std::map<std::tuple<std::string, std::int64_t, std::string>,
@@ -189,48 +191,38 @@ TEST(VisitCounter, SumsChunksToWhatEveryLineAddsUpTo) {
     }
   }
 
-  ASSERT_EQ(chunked.hourly.size(), hourly.size());
-  auto h = hourly.begin();
-  for (const HourlyCount& c : chunked.hourly) {
-    EXPECT_EQ(std::make_tuple(c.code, c.hour_s, c.source), h->first) << "sorted by key";
-    EXPECT_EQ(std::make_pair(c.humans, c.bots), h->second) << c.code << " " << c.hour_s;
-    ++h;
-  }
-  ASSERT_EQ(chunked.orphan_hourly.size(), orphans.size());
-  auto o = orphans.begin();
-  for (const HourlyCount& c : chunked.orphan_hourly) {
-    EXPECT_EQ(std::make_tuple(c.code, c.hour_s, c.source), o->first);
-    EXPECT_EQ(std::make_pair(c.humans, c.bots), o->second);
-    ++o;
-  }
-  ASSERT_EQ(chunked.daily.size(), daily.size());
-  auto d = daily.begin();
-  for (const DailyCount& c : chunked.daily) {
-    EXPECT_EQ(std::make_tuple(c.code, c.day, c.source), d->first);
-    EXPECT_EQ(std::make_pair(c.humans, c.bots), d->second);
-    ++d;
-  }
-  ASSERT_EQ(chunked.referrers.size(), referrers.size());
-  auto f = referrers.begin();
-  for (const ReferrerCount& c : chunked.referrers) {
-    EXPECT_EQ(std::make_tuple(c.code, c.day, c.host), f->first);
-    EXPECT_EQ(c.clicks, f->second);
-    ++f;
-  }
-  ASSERT_EQ(chunked.referrers_monthly.size(), monthly.size());
-  auto m = monthly.begin();
-  for (const ReferrerCount& c : chunked.referrers_monthly) {
-    EXPECT_EQ(std::make_tuple(c.code, c.day, c.host), m->first);
-    EXPECT_EQ(c.clicks, m->second);
-    ++m;
-  }
-  ASSERT_EQ(chunked.totals.size(), totals.size());
-  auto t = totals.begin();
-  for (const LinkTotal& c : chunked.totals) {
-    EXPECT_EQ(c.code, t->first);
-    EXPECT_EQ(std::make_tuple(c.humans, c.bots, c.last_click_ms), t->second) << c.code;
-    ++t;
-  }
+  // The same maps from what the counter gave, each vector sorted by key.
+  decltype(hourly) got_hourly, got_orphans, got_daily;
+  decltype(referrers) got_referrers, got_monthly;
+  decltype(totals) got_totals;
+  const auto sorted = [](const auto& items, const auto& key_of) {
+    return std::is_sorted(items.begin(), items.end(),
+                          [&](const auto& a, const auto& b) { return key_of(a) < key_of(b); });
+  };
+  const auto hour_key = [](const HourlyCount& c) { return std::tie(c.code, c.hour_s, c.source); };
+  const auto day_key = [](const DailyCount& c) { return std::tie(c.code, c.day, c.source); };
+  const auto host_key = [](const ReferrerCount& c) { return std::tie(c.code, c.day, c.host); };
+  for (const HourlyCount& c : chunked.hourly) got_hourly[hour_key(c)] = {c.humans, c.bots};
+  for (const HourlyCount& c : chunked.orphan_hourly) got_orphans[hour_key(c)] = {c.humans, c.bots};
+  for (const DailyCount& c : chunked.daily) got_daily[day_key(c)] = {c.humans, c.bots};
+  for (const ReferrerCount& c : chunked.referrers) got_referrers[host_key(c)] = c.clicks;
+  for (const ReferrerCount& c : chunked.referrers_monthly) got_monthly[host_key(c)] = c.clicks;
+  for (const LinkTotal& t : chunked.totals)
+    got_totals[t.code] = {t.humans, t.bots, t.last_click_ms};
+  EXPECT_EQ(got_hourly, hourly);
+  EXPECT_EQ(got_orphans, orphans);
+  EXPECT_EQ(got_daily, daily);
+  EXPECT_EQ(got_referrers, referrers);
+  EXPECT_EQ(got_monthly, monthly);
+  EXPECT_EQ(got_totals, totals);
+  EXPECT_EQ(chunked.hourly.size(), hourly.size()) << "no key twice";
+  EXPECT_EQ(chunked.totals.size(), totals.size()) << "no code twice";
+  EXPECT_TRUE(sorted(chunked.hourly, hour_key));
+  EXPECT_TRUE(sorted(chunked.orphan_hourly, hour_key));
+  EXPECT_TRUE(sorted(chunked.daily, day_key));
+  EXPECT_TRUE(sorted(chunked.referrers, host_key));
+  EXPECT_TRUE(sorted(chunked.referrers_monthly, host_key));
+  EXPECT_TRUE(sorted(chunked.totals, [](const LinkTotal& t) { return t.code; }));
   EXPECT_FALSE(chunked.orphan_hourly.empty());
   EXPECT_FALSE(chunked.referrers_monthly.empty());
 
