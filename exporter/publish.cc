@@ -598,9 +598,11 @@ std::uintmax_t check_bundle(const std::string& folder, const Manifest& manifest)
 }
 
 // How long nginx's master may take to load `bytes` of map and version files
-// on a busy machine. Measured here: about 40 MB/s on an idle core (1M
-// entries, 83 MB: 2.1 s of CPU), 10-16 MB/s with the machine saturated; 4 MB/s
-// leaves room beyond that.
+// on a busy machine. Measured here: 27-40 MB per second of its CPU time (1M
+// entries, 83 MB: 2.1 s; 5M, 419 MB: 12.5-15.5 s), 10-16 MB per second of
+// wall time with the 2 cores saturated by other work; 4 MB/s leaves room
+// beyond that. No nginx -t time to scale from, and unlike the previous
+// publish's time this holds for the first publish and for a map that grew.
 std::chrono::milliseconds load_allowance(std::uintmax_t bytes) {
   constexpr std::uintmax_t kBytesPerMs = 4000;
   return std::chrono::milliseconds(bytes / kBytesPerMs);

@@ -334,6 +334,25 @@ TEST_F(Publish, NginxTestValidationRefusesBrokenAndWarningVersionsBeforeTheSwap)
   EXPECT_EQ(served_version(), "v4\n");
 }
 
+// Warnings of a reload must be readable for it to validate: with the error
+// log at nginx's default level (error), publish falls back to nginx -t.
+TEST_F(Publish, WithTheErrorLogAboveWarnNginxTestValidates) {
+  std::string config = read_text(conf());
+  replace_once(config, "/error.log warn;", "/error.log;");
+  write_text(conf(), config);
+  write_version("v1", entries_for("one"));
+  ASSERT_NO_FATAL_FAILURE(start_on("v1"));
+  write_version("v2", entries_for("two"));
+  const CommandResult run = publish();
+  ASSERT_TRUE(run.exit && run.exit->code == 0) << run.describe();
+  EXPECT_NE(run.err.find("nginx's reload cannot validate this publish: no error_log FILE at "
+                         "level warn"),
+            std::string::npos)
+      << run.err;
+  EXPECT_NE(last_line(run.err).find("validated by nginx -t"), std::string::npos) << run.err;
+  EXPECT_EQ(served_version(), "v2\n");
+}
+
 // Files changed or damaged since compile (here a map cut short, as a full
 // disk or a bad copy leaves it, which nginx might even load) never reach nginx.
 TEST_F(Publish, FilesNotMatchingTheirDigestAreRefusedBeforeAnythingChanges) {
