@@ -911,6 +911,22 @@ std::string over(const Candidate& c) {
   return c.previous_target ? c.previous_version : std::string("nothing");
 }
 
+// Prunes, and says that `c` went live now, validated at `validated_at` as
+// `how` says.
+StepsResult went_live(const PublishOptions& options, const Candidate& c, Clock::time_point started,
+                      Clock::time_point validated_at, const std::string& how,
+                      std::ostream& progress, StepTimes& times) {
+  const auto live_at = Clock::now();
+  times.activate = live_at - validated_at;
+  const std::size_t removed = prune(options, {c.version}, progress);
+  return {PublishOutcome::kPublished,
+          "published " + c.version + " (" + c.digest + ") over " + over(c) + " in " +
+              seconds_text(live_at - started) + " (validate " +
+              seconds_text(validated_at - started) + ", swap+reload+probe " +
+              seconds_text(live_at - validated_at) + "); " + how + "; removed " +
+              std::to_string(removed) + " old version(s)"};
+}
+
 // Validation by `nginx -t` on the new files before the swap (--validate
 // nginx-t, or when a reload cannot be watched), then swap, SIGHUP and probe;
 // a rollback waits out a load of the new version it may have interrupted.
@@ -990,15 +1006,7 @@ StepsResult publish_after_nginx_test(const PublishOptions& options, const Candid
             summary + "; rolled back, " +
                 (c.previous_target ? c.previous_version + " serves" : std::string("link removed"))};
   }
-  const auto live_at = Clock::now();
-  times.activate = live_at - validated_at;
-  const std::size_t removed = prune(options, {c.version}, progress);
-  return {PublishOutcome::kPublished,
-          "published " + c.version + " (" + c.digest + ") over " + over(c) + " in " +
-              seconds_text(live_at - started) + " (validate " +
-              seconds_text(validated_at - started) + ", swap+reload+probe " +
-              seconds_text(live_at - validated_at) + "); validated by nginx -t; removed " +
-              std::to_string(removed) + " old version(s)"};
+  return went_live(options, c, started, validated_at, "validated by nginx -t", progress, times);
 }
 
 // The previous version back after a reload of the new one failed (the live
@@ -1106,18 +1114,11 @@ StepsResult publish_by_reload(const PublishOptions& options, const Candidate& c,
       await_reload(options, c.version, watch, signalled, signalled + allowance);
   if (report.loaded_after) times.reload = *report.loaded_after;
   if (report.end == ReloadEnd::kServed) {
-    const auto live_at = Clock::now();
-    times.activate = live_at - checked_at;
-    const std::size_t removed = prune(options, {c.version}, progress);
-    return {PublishOutcome::kPublished,
-            "published " + c.version + " (" + c.digest + ") over " + over(c) + " in " +
-                seconds_text(live_at - started) + " (validate " +
-                seconds_text(checked_at - started) + ", swap+reload+probe " +
-                seconds_text(live_at - checked_at) +
-                "); validated by its digest and nginx's reload (loaded in " +
-                seconds_text(*report.loaded_after) + ", old workers stopped accepting " +
-                seconds_text(*report.quiet_after - *report.loaded_after) + " later); removed " +
-                std::to_string(removed) + " old version(s)"};
+    return went_live(options, c, started, checked_at,
+                     "validated by its digest and nginx's reload (loaded in " +
+                         seconds_text(*report.loaded_after) + ", old workers stopped accepting " +
+                         seconds_text(*report.quiet_after - *report.loaded_after) + " later)",
+                     progress, times);
   }
   // nginx names the files by the live link, which is about to name the old
   // version again: name the new version's folder instead.
