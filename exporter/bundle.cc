@@ -106,20 +106,39 @@ std::string render_manifest(const Bundle& bundle, const BundleOptions& options) 
 
 }  // namespace
 
-std::string content_digest(const std::vector<BundleFile>& files) {
-  XXH3_state_t* state = XXH3_createState();
-  if (state == nullptr) throw std::bad_alloc();
-  XXH3_64bits_reset(state);
-  for (const BundleFile& file : files) {
-    const std::string header = file.name + '\0' + std::to_string(file.content.size()) + '\0';
-    XXH3_64bits_update(state, header.data(), header.size());
-    XXH3_64bits_update(state, file.content.data(), file.content.size());
-  }
-  const XXH64_hash_t hash = XXH3_64bits_digest(state);
-  XXH3_freeState(state);
+ContentHasher::ContentHasher() : state_(XXH3_createState()) {
+  if (state_ == nullptr) throw std::bad_alloc();
+  XXH3_64bits_reset(state_);
+}
+
+ContentHasher::~ContentHasher() { XXH3_freeState(state_); }
+
+void ContentHasher::start_file(std::string_view name, std::size_t size) {
+  std::string header(name);
+  header += '\0';
+  header += std::to_string(size);
+  header += '\0';
+  XXH3_64bits_update(state_, header.data(), header.size());
+}
+
+void ContentHasher::update(const char* data, std::size_t size) {
+  XXH3_64bits_update(state_, data, size);
+}
+
+std::string ContentHasher::hex() const {
+  const XXH64_hash_t hash = XXH3_64bits_digest(state_);
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
   return hex;
+}
+
+std::string content_digest(const std::vector<BundleFile>& files) {
+  ContentHasher hasher;
+  for (const BundleFile& file : files) {
+    hasher.start_file(file.name, file.content.size());
+    hasher.update(file.content.data(), file.content.size());
+  }
+  return hasher.hex();
 }
 
 Bundle render_bundle(std::vector<ExportEntry> entries, const BundleOptions& options) {

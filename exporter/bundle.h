@@ -2,13 +2,17 @@
 // and the manifest that describes them.
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "exporter/cdn.h"
 #include "exporter/export_entry.h"
 #include "exporter/nginx_map.h"
+
+struct XXH3_state_s;  // xxhash.h's XXH3_state_t
 
 namespace exporter {
 
@@ -38,6 +42,11 @@ inline constexpr const char* kCloudFrontKvsFile = "cloudfront_kvs.json";
 inline constexpr const char* kCloudFrontFunctionFile = "cloudfront_function.js";
 inline constexpr const char* kManifestFile = "manifest.json";
 
+// The files the digest covers, in its order (render_bundle's order).
+inline constexpr const char* kContentFiles[] = {kNginxMapFile, kCloudflareFixedFile,
+                                                kCloudflareForwardFile, kCloudFrontKvsFile,
+                                                kCloudFrontFunctionFile};
+
 struct Bundle {
   std::string version;
   // Content files (those the digest covers), then version.conf, then
@@ -60,5 +69,22 @@ Bundle render_bundle(std::vector<ExportEntry> entries, const BundleOptions& opti
 
 // xxh3_64 over (name, size, content) of each file in order, as 16 hex digits.
 std::string content_digest(const std::vector<BundleFile>& files);
+
+// content_digest fed piece by piece, for files too large to hold at once:
+// per file, start_file(name, size) then exactly `size` bytes through update();
+// then hex(). Not copyable.
+class ContentHasher {
+ public:
+  ContentHasher();  // throws std::bad_alloc
+  ~ContentHasher();
+  ContentHasher(const ContentHasher&) = delete;
+  ContentHasher& operator=(const ContentHasher&) = delete;
+  void start_file(std::string_view name, std::size_t size);
+  void update(const char* data, std::size_t size);
+  std::string hex() const;
+
+ private:
+  ::XXH3_state_s* state_;
+};
 
 }  // namespace exporter

@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
 #include <system_error>
+#include <vector>
 
 namespace exporter {
 namespace {
@@ -72,6 +74,35 @@ std::string write_bundle(const Bundle& bundle, const std::string& exports_dir) {
     throw;
   }
   return final_dir;
+}
+
+std::string folder_digest(const std::string& folder) {
+  ContentHasher hasher;
+  std::vector<char> buffer(1 << 20);
+  for (const char* name : kContentFiles) {
+    const std::string path = folder + "/" + name;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("cannot open", path);
+    struct FdCloser {
+      int fd;
+      ~FdCloser() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) fail("cannot stat", path);
+    if (!S_ISREG(st.st_mode)) throw std::runtime_error(path + " is not a regular file");
+    const auto size = static_cast<std::size_t>(st.st_size);
+    hasher.start_file(name, size);
+    std::size_t done = 0;
+    while (done < size) {
+      const ssize_t got = ::read(fd, buffer.data(), std::min(buffer.size(), size - done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) fail("cannot read", path);
+      if (got == 0) throw std::runtime_error(path + " shrank while being read");
+      hasher.update(buffer.data(), static_cast<std::size_t>(got));
+      done += static_cast<std::size_t>(got);
+    }
+  }
+  return hasher.hex();
 }
 
 }  // namespace exporter

@@ -43,10 +43,14 @@ constexpr const char* kUsage =
     "      sizing, to compare nginx -t times.\n"
     "  publish --exports DIR --nginx-conf FILE [--live LINK] [--nginx-prefix P] [--nginx-bin B]\n"
     "          [--nginx-pid FILE] [--probe URL] [--probe-timeout S] [--keep N] [--version V]\n"
-    "      puts the newest version of DIR (or V) live: nginx -t on FILE with LINK pointing at\n"
-    "      it, atomic swap of the symlink LINK (default DIR/live), SIGHUP to nginx, then polls\n"
-    "      URL (default http://$EDGE_LISTEN/_edge/version) until it serves the version; any\n"
-    "      failure restores the previous version. Keeps the N newest versions (5).\n"
+    "          [--validate reload|nginx-t]\n"
+    "      puts the newest version of DIR (or V) live: checks its files against its digest,\n"
+    "      atomic swap of the symlink LINK (default DIR/live), SIGHUP to nginx, then watches\n"
+    "      nginx's error log and workers and polls URL (default\n"
+    "      http://$EDGE_LISTEN/_edge/version) until it serves the version; an [emerg] or\n"
+    "      [warn] of the reload, or any other failure, restores the previous version.\n"
+    "      --validate nginx-t (or nginx not running): nginx -t on FILE with LINK pointing at\n"
+    "      the version before the swap. Keeps the N newest versions (5).\n"
     "  watch --exports DIR --nginx-conf FILE [--all] [publish options] [--tombstones T]\n"
     "      compile + publish every EXPORT_INTERVAL_S and EXPORT_DEBOUNCE_MS after a change of\n"
     "      an exported link (LISTEN link_changed); such a change first creates T/<code>\n"
@@ -69,9 +73,10 @@ constexpr const char* kUsage =
     "  EXPORT_TOP_K (0), EXPORT_STABLE_S (600), EXPORT_HORIZON_S (86400),\n"
     "  EXPORT_DIR (--out, --exports), EDGE_LIVE_LINK, EDGE_NGINX_CONF, EDGE_NGINX_PREFIX,\n"
     "  NGINX_BIN (nginx), EDGE_NGINX_PID, EDGE_PROBE_URL, EDGE_LISTEN (127.0.0.1:8000),\n"
-    "  EDGE_PROBE_TIMEOUT_S (30), EXPORT_KEEP (5), EDGE_TOMBSTONE_DIR, EXPORT_INTERVAL_S (60),\n"
-    "  EXPORT_DEBOUNCE_MS (500), EXPORTER_METRICS_FILE (--metrics-file FILE: metrics in the\n"
-    "  node_exporter textfile format, updated by compile, publish and watch)\n"
+    "  EDGE_PROBE_TIMEOUT_S (30), EDGE_VALIDATE (reload), EXPORT_KEEP (5), EDGE_TOMBSTONE_DIR,\n"
+    "  EXPORT_INTERVAL_S (60), EXPORT_DEBOUNCE_MS (500), EXPORTER_METRICS_FILE (--metrics-file\n"
+    "  FILE: metrics in the"
+    " node_exporter textfile format, updated by compile, publish and watch)\n"
     "logs: one JSON object per line on stderr\n";
 
 struct Arguments {
@@ -87,6 +92,13 @@ struct Arguments {
   std::string template_path;  // edge-config
   std::string metrics_file;   // "" when off
 };
+
+exporter::Validation validation_named(const std::string& name) {
+  if (name == "reload") return exporter::Validation::kReload;
+  if (name == "nginx-t") return exporter::Validation::kNginxTest;
+  throw core::ConfigError("--validate (EDGE_VALIDATE) must be reload or nginx-t, not \"" + name +
+                          "\"");
+}
 
 Arguments parse_arguments(int argc, char** argv) {
   Arguments args;
@@ -104,6 +116,7 @@ Arguments parse_arguments(int argc, char** argv) {
   publish.probe_timeout = std::chrono::seconds(env.integer("EDGE_PROBE_TIMEOUT_S", 30, 1, 3600));
   publish.keep = static_cast<std::size_t>(env.integer("EXPORT_KEEP", 5, 1, 1000000));
   publish.live_link = env.text("EDGE_LIVE_LINK", "");
+  publish.validation = validation_named(env.text("EDGE_VALIDATE", "reload"));
   args.tombstone_dir = env.text("EDGE_TOMBSTONE_DIR", "");
   args.metrics_file = env.text("EXPORTER_METRICS_FILE", "");
   for (int i = 2; i < argc; ++i) {
@@ -138,6 +151,8 @@ Arguments parse_arguments(int argc, char** argv) {
       const double seconds = std::stod(value);
       if (!(seconds > 0 && seconds <= 3600)) throw core::ConfigError("bad --probe-timeout");
       publish.probe_timeout = std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+    } else if (flag == "--validate") {
+      publish.validation = validation_named(value);
     } else if (flag == "--keep") {
       const long keep = std::stol(value);
       if (keep < 1) throw core::ConfigError("--keep must be at least 1");
@@ -325,13 +340,12 @@ void record_publish(exporter::MetricsFile& metrics, const Arguments& args,
     metrics.add("exporter_failures_total", {{"stage", result.failed_step}}, 1);
   }
   if (result.rollback_failed) metrics.add("exporter_failures_total", {{"stage", "rollback"}}, 1);
-  if (result.validate.count() > 0) {
-    metrics.set("exporter_stage_duration_seconds", {{"stage", "validate"}},
-                static_cast<double>(result.validate.count()) / 1000.0);
-  }
-  if (result.activate.count() > 0) {
-    metrics.set("exporter_stage_duration_seconds", {{"stage", "activate"}},
-                static_cast<double>(result.activate.count()) / 1000.0);
+  for (const auto& [stage, seconds] :
+       {std::pair{"validate", result.validate}, std::pair{"activate", result.activate},
+        std::pair{"reload", result.reload}}) {
+    if (seconds.count() > 0) {
+      metrics.set("exporter_stage_duration_seconds", {{"stage", stage}}, seconds.count());
+    }
   }
   if (result.outcome == exporter::PublishOutcome::kPublished ||
       result.outcome == exporter::PublishOutcome::kUnchanged) {

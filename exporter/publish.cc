@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
@@ -26,6 +27,7 @@
 #include <utility>
 
 #include "exporter/bundle.h"
+#include "exporter/bundle_writer.h"
 
 extern char** environ;
 
@@ -271,23 +273,91 @@ void validate(const PublishOptions& options, const std::string& folder) {
   }
 }
 
+// The arguments of every `name` directive of the main context of an nginx
+// configuration (outside any block; included files are not read), quotes
+// removed.
+std::vector<std::vector<std::string>> main_directives(const std::string& conf,
+                                                      const std::string& name) {
+  std::vector<std::vector<std::string>> found;
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  int depth = 0;
+  auto end_word = [&] {
+    if (in_word) words.push_back(word);
+    word.clear();
+    in_word = false;
+  };
+  for (std::size_t i = 0; i < conf.size(); ++i) {
+    const char c = conf[i];
+    if ((c == '"' || c == '\'') && !in_word) {
+      in_word = true;
+      for (++i; i < conf.size() && conf[i] != c; ++i) {
+        if (conf[i] == '\\' && i + 1 < conf.size()) ++i;
+        word.push_back(conf[i]);
+      }
+    } else if (c == '#' && !in_word) {
+      while (i < conf.size() && conf[i] != '\n') ++i;
+    } else if (std::isspace(static_cast<unsigned char>(c))) {
+      end_word();
+    } else if (c == ';' || c == '{' || c == '}') {
+      end_word();
+      if (c == ';' && depth == 0 && !words.empty() && words[0] == name) {
+        found.emplace_back(words.begin() + 1, words.end());
+      }
+      if (c == '{') ++depth;
+      if (c == '}' && depth > 0) --depth;
+      words.clear();
+    } else {
+      in_word = true;
+      word.push_back(c);
+    }
+  }
+  return found;
+}
+
 // The pid file: --nginx-pid, else the `pid` directive of the configuration
 // (relative to the prefix, as nginx reads it).
 std::string pid_file(const PublishOptions& options) {
   if (!options.nginx_pid.empty()) return options.nginx_pid;
   const std::optional<std::string> conf = read_file(options.nginx_conf);
   if (conf) {
-    std::istringstream lines(*conf);
-    for (std::string line; std::getline(lines, line);) {
-      std::istringstream words(line);
-      std::string directive, value;
-      if (!(words >> directive >> value) || directive != "pid") continue;
-      if (!value.empty() && value.back() == ';') value.pop_back();
-      if (value.empty() || value[0] == '/') return value;
-      return (fs::path(options.nginx_prefix) / value).string();
+    for (const std::vector<std::string>& args : main_directives(*conf, "pid")) {
+      if (args.size() != 1 || args[0].empty()) continue;
+      if (args[0][0] == '/') return args[0];
+      return (fs::path(options.nginx_prefix) / args[0]).string();
     }
   }
   throw StepError{"reload", "no pid directive in " + options.nginx_conf + "; pass --nginx-pid"};
+}
+
+// The file nginx's master logs a failed or warned reload into: the first
+// `error_log FILE [LEVEL]` of the main context whose level lets [warn] lines
+// through. nullopt, with the reason in `why_not`, when there is none.
+std::optional<std::string> master_error_log(const PublishOptions& options, std::string& why_not) {
+  const std::optional<std::string> conf = read_file(options.nginx_conf);
+  if (!conf) {
+    why_not = "cannot read " + options.nginx_conf;
+    return std::nullopt;
+  }
+  why_not =
+      "no error_log FILE at level warn (or lower) in the main context of " + options.nginx_conf;
+  for (const std::vector<std::string>& args : main_directives(*conf, "error_log")) {
+    if (args.empty() || args.size() > 2) continue;
+    const std::string& path = args[0];
+    const std::string level = args.size() == 2 ? args[1] : "error";  // nginx's default
+    if (level != "warn" && level != "notice" && level != "info" && level != "debug") continue;
+    if (path == "stderr" || path.rfind("syslog:", 0) == 0 || path.rfind("memory:", 0) == 0) {
+      continue;
+    }
+    if (path[0] == '/') return path;
+    if (options.nginx_prefix.empty()) {
+      why_not = "error_log " + path + " is relative, and there is no --nginx-prefix";
+      continue;
+    }
+    return (fs::path(options.nginx_prefix) / path).string();
+  }
+  return std::nullopt;
 }
 
 // nginx's master pid, or nullopt when the pid file is missing or its process
@@ -450,7 +520,7 @@ void await_version(const PublishOptions& options, const std::string& version, pi
                                 seconds_text(timeout) + " (" + last + ")"};
     }
     std::this_thread::sleep_for(pause);
-    if (!serving) pause = std::min<std::chrono::milliseconds>(pause * 2, 250ms);
+    if (!serving) pause = std::min<std::chrono::milliseconds>(pause * 2, 50ms);
   }
 }
 
@@ -496,6 +566,266 @@ std::string version_in_exports(const PublishOptions& options, const std::string&
   const fs::path canonical_exports = fs::weakly_canonical(options.exports_dir, ec);
   if (canonical_folder.parent_path() != canonical_exports) return "";
   return canonical_folder.filename().string();
+}
+
+// The checks of our own before anything changes: the manifest's digest is an
+// xxh3_64 one, and the files on disk still have it (all there, complete,
+// unchanged since compile). Returns the bytes of the files nginx loads.
+std::uintmax_t check_bundle(const std::string& folder, const Manifest& manifest) {
+  const std::string algorithm = "xxh3_64:";
+  if (manifest.digest.compare(0, algorithm.size(), algorithm) != 0) {
+    throw StepError{"validate", folder + "/" + kManifestFile +
+                                    " has a digest of unknown kind: " + manifest.digest};
+  }
+  std::string actual;
+  try {
+    actual = algorithm + folder_digest(folder);
+  } catch (const std::exception& e) {
+    throw StepError{"validate", e.what()};
+  }
+  if (actual != manifest.digest) {
+    throw StepError{"validate", "the files of " + folder + " have digest " + actual +
+                                    ", its manifest says " + manifest.digest +
+                                    ": changed or damaged since compile"};
+  }
+  std::uintmax_t bytes = 0;
+  for (const char* name : {kNginxMapFile, kVersionFile}) {
+    std::error_code ec;
+    bytes += fs::file_size(fs::path(folder) / name, ec);
+    if (ec) throw StepError{"validate", folder + "/" + name + ": " + ec.message()};
+  }
+  return bytes;
+}
+
+// How long nginx's master may take to load `bytes` of map and version files
+// on a busy machine. Measured here: 27-40 MB per second of its CPU time (1M
+// entries, 83 MB: 2.1 s; 5M, 419 MB: 12.5-15.5 s), 10-16 MB per second of
+// wall time with the 2 cores saturated by other work; 4 MB/s leaves room
+// beyond that. No nginx -t time to scale from, and unlike the previous
+// publish's time this holds for the first publish and for a map that grew.
+std::chrono::milliseconds load_allowance(std::uintmax_t bytes) {
+  constexpr std::uintmax_t kBytesPerMs = 4000;
+  return std::chrono::milliseconds(bytes / kBytesPerMs);
+}
+
+// A child process of nginx's master, and whether it is a worker that still
+// accepts connections: nginx retitles a worker "worker process is shutting
+// down" as it closes its listening sockets.
+struct Child {
+  pid_t pid;
+  bool accepting;
+};
+
+// The master's children as /proc lists them, or nullopt when it does not.
+std::optional<std::vector<Child>> children_of(pid_t master) {
+  const std::string task = "/proc/" + std::to_string(master) + "/task/" + std::to_string(master);
+  const std::optional<std::string> list = read_file(task + "/children");
+  if (!list) return std::nullopt;
+  std::vector<Child> children;
+  std::istringstream pids(*list);
+  for (long pid = 0; pids >> pid;) {
+    const std::optional<std::string> title = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+    if (!title) continue;  // gone since
+    children.push_back(
+        {static_cast<pid_t>(pid), title->find("worker process") != std::string::npos &&
+                                      title->find("shutting down") == std::string::npos});
+  }
+  return children;
+}
+
+// Watches one reload of nginx's master by what it leaves behind: new worker
+// processes once it has loaded the configuration, the old workers closing
+// their listening sockets, and [emerg]/[alert]/[crit]/[error]/[warn] lines of
+// its own (its pid) in its error log. Move-only: owns the error log's fd.
+class ReloadWatch {
+ public:
+  // Call before the SIGHUP: remembers the master's children and the end of
+  // `error_log`. nullopt, with the reason in `why_not`, when either cannot be
+  // read.
+  static std::optional<ReloadWatch> start(pid_t master, const std::string& error_log,
+                                          std::string& why_not) {
+    const std::optional<std::vector<Child>> children = children_of(master);
+    if (!children) {
+      why_not = "/proc does not list the children of nginx (pid " + std::to_string(master) + ")";
+      return std::nullopt;
+    }
+    const int fd = ::open(error_log.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::lseek(fd, 0, SEEK_END) < 0) {
+      why_not = "cannot read nginx's error log " + error_log + ": " + errno_text();
+      if (fd >= 0) ::close(fd);
+      return std::nullopt;
+    }
+    ReloadWatch watch(master, error_log, fd);
+    for (const Child& child : *children) {
+      watch.before_.push_back(child.pid);
+      if (child.accepting) watch.accepting_before_.push_back(child.pid);
+    }
+    return watch;
+  }
+
+  ~ReloadWatch() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  ReloadWatch(ReloadWatch&& other) noexcept
+      : master_(other.master_),
+        error_log_(std::move(other.error_log_)),
+        fd_(std::exchange(other.fd_, -1)),
+        pending_(std::move(other.pending_)),
+        before_(std::move(other.before_)),
+        accepting_before_(std::move(other.accepting_before_)),
+        complaint_(std::move(other.complaint_)),
+        refused_(other.refused_) {}
+  ReloadWatch& operator=(ReloadWatch&&) = delete;
+  ReloadWatch(const ReloadWatch&) = delete;
+  ReloadWatch& operator=(const ReloadWatch&) = delete;
+
+  pid_t master() const { return master_; }
+  const std::string& error_log() const { return error_log_; }
+
+  // True once the master has a child it did not have at start(): it has
+  // loaded a configuration and started workers for it.
+  bool loaded() const {
+    const std::optional<std::vector<Child>> children = children_of(master_);
+    if (!children) return false;
+    return std::any_of(children->begin(), children->end(), [this](const Child& child) {
+      return std::find(before_.begin(), before_.end(), child.pid) == before_.end();
+    });
+  }
+
+  // True when no worker that accepted connections at start() still does.
+  bool old_workers_quiet() const {
+    const std::optional<std::vector<Child>> children = children_of(master_);
+    if (!children) return false;
+    return std::none_of(children->begin(), children->end(), [this](const Child& child) {
+      return child.accepting && std::find(accepting_before_.begin(), accepting_before_.end(),
+                                          child.pid) != accepting_before_.end();
+    });
+  }
+
+  // The master's first line at [warn] or above since start() (its [emerg]
+  // once there is one), from the level on: "[emerg] unexpected ...".
+  std::optional<std::string> complaint() {
+    char buffer[8192];
+    while (true) {
+      const ssize_t got = ::read(fd_, buffer, sizeof buffer);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) break;
+      pending_.append(buffer, static_cast<std::size_t>(got));
+    }
+    const std::string own = "] " + std::to_string(master_) + "#";
+    for (std::size_t end; (end = pending_.find('\n')) != std::string::npos;
+         pending_.erase(0, end + 1)) {
+      const std::string line = pending_.substr(0, end);
+      const std::size_t level = line.find(" [");
+      const std::size_t close = line.find(own);
+      if (level == std::string::npos || close == std::string::npos || close < level) continue;
+      const std::string name = line.substr(level + 2, close - level - 2);
+      const bool emerg = name == "emerg";
+      if (!emerg && name != "alert" && name != "crit" && name != "error" && name != "warn") {
+        continue;
+      }
+      // "[level] " + the message after "pid#tid: "
+      const std::size_t message = line.find(": ", close);
+      std::string text =
+          "[" + name + "] " +
+          (message == std::string::npos ? line.substr(close + 2) : line.substr(message + 2));
+      if (!complaint_ || (emerg && !refused_)) complaint_ = std::move(text);
+      refused_ = refused_ || emerg;
+    }
+    return complaint_;
+  }
+
+  // True when complaint() has seen an [emerg]: the master gave up the new
+  // configuration and kept the old one and its workers.
+  bool refused() const { return refused_; }
+
+ private:
+  ReloadWatch(pid_t master, std::string error_log, int fd)
+      : master_(master), error_log_(std::move(error_log)), fd_(fd) {}
+
+  pid_t master_;
+  std::string error_log_;
+  int fd_;
+  std::string pending_;  // error log bytes after the last complete line
+  std::vector<pid_t> before_;
+  std::vector<pid_t> accepting_before_;
+  std::optional<std::string> complaint_;
+  bool refused_ = false;
+};
+
+// How often a reload is looked at: its error log, the master's children and,
+// once new workers run, the probe.
+constexpr std::chrono::milliseconds kReloadPoll = 20ms;
+
+enum class ReloadEnd {
+  kServed,      // new workers serve `version`, the old ones no longer accept
+  kRefused,     // the master logged [emerg]: it kept the old configuration
+  kComplained,  // the master logged another problem; it may have loaded
+  kTimedOut,    // the deadline passed first
+  kMasterGone,  // nginx's master exited
+};
+
+struct ReloadReport {
+  ReloadEnd end = ReloadEnd::kTimedOut;
+  std::string detail;  // nginx's line, or what the probe saw last
+  // Since the SIGHUP: until new workers ran, until the old ones stopped
+  // accepting.
+  std::optional<Clock::duration> loaded_after;
+  std::optional<Clock::duration> quiet_after;
+};
+
+// Follows a reload signalled at `signalled` until `version` is served by the
+// new workers alone: the probe answers it after every worker that accepted
+// connections before the reload stopped doing so (nginx's master lets both
+// generations accept for 100 ms). The probe only runs once new workers exist.
+// Any complaint of the master ends it, or with `fails_on` kRefused only an
+// [emerg].
+ReloadReport await_reload(const PublishOptions& options, const std::string& version,
+                          ReloadWatch& watch, Clock::time_point signalled,
+                          Clock::time_point deadline, ReloadEnd fails_on = ReloadEnd::kComplained) {
+  const Url url = parse_url(options.probe_url);
+  ReloadReport report;
+  std::string last = "nginx had not started new workers";
+  while (true) {
+    const auto now = Clock::now();
+    if (!report.loaded_after && watch.loaded()) report.loaded_after = now - signalled;
+    bool quiet = false;
+    bool answered = false;
+    if (report.loaded_after) {
+      quiet = watch.old_workers_quiet();
+      if (quiet && !report.quiet_after) report.quiet_after = Clock::now() - signalled;
+      try {
+        const std::string body = trimmed(http_get(url, 2000ms));
+        answered = body == version;
+        if (!answered) last = "still serves \"" + body + "\"";
+      } catch (const std::runtime_error& e) {
+        last = e.what();
+      }
+    }
+    // After the probe: a warning is logged before the workers it would
+    // concern start, so an answer of theirs never hides it.
+    if (const std::optional<std::string> line = watch.complaint();
+        line && (watch.refused() || fails_on == ReloadEnd::kComplained)) {
+      report.end = watch.refused() ? ReloadEnd::kRefused : ReloadEnd::kComplained;
+      report.detail = *line;
+      return report;
+    }
+    if (quiet && answered) {
+      report.end = ReloadEnd::kServed;
+      return report;
+    }
+    if (::kill(watch.master(), 0) != 0 && errno == ESRCH) {
+      report.end = ReloadEnd::kMasterGone;
+      report.detail = "nginx (pid " + std::to_string(watch.master()) + ") exited";
+      return report;
+    }
+    if (Clock::now() + kReloadPoll > deadline) {
+      report.detail = options.probe_url + " did not serve " + version + " within " +
+                      seconds_text(deadline - signalled) + " of the reload (" + last + ")";
+      return report;
+    }
+    std::this_thread::sleep_for(kReloadPoll);
+  }
 }
 
 }  // namespace
@@ -548,89 +878,61 @@ struct StepsResult {
   std::string summary;
 };
 
+using Seconds = std::chrono::duration<double>;
+
 // What publish() reports besides its outcome, filled in as the steps run.
 struct StepTimes {
   std::string failed_step;
   bool rollback_failed = false;
-  std::chrono::milliseconds validate{0};
-  std::chrono::milliseconds activate{0};
+  Seconds validate{0};
+  Seconds activate{0};
+  Seconds reload{0};
 };
 
 std::chrono::milliseconds ms_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(to - from);
 }
 
-StepsResult publish_steps(const PublishOptions& options, std::ostream& progress, StepTimes& times) {
-  if (options.keep == 0) throw std::invalid_argument("keep must be at least 1");
-  parse_url(options.probe_url);
-  const auto started = Clock::now();
-  auto say = [&progress](const std::string& line) {
-    progress << "exporter: publish: " << line << std::endl;
-  };
+using Say = std::function<void(const std::string&)>;
 
-  // What to publish, and what is live.
-  const std::vector<std::string> versions = list_versions(options.exports_dir);
-  std::string version = options.version;
-  if (version.empty()) {
-    if (versions.empty()) {
-      return {PublishOutcome::kFailed,
-              "publish failed at select: no version folder in " + options.exports_dir};
-    }
-    version = versions.back();
-  }
-  const std::string folder = (fs::path(options.exports_dir) / version).string();
-  const std::optional<Manifest> manifest = read_manifest(folder);
-  if (!manifest) {
-    return {PublishOutcome::kFailed, "publish failed at select: no readable manifest in " + folder};
-  }
-  if (manifest->version != version) {
-    return {PublishOutcome::kFailed,
-            "publish failed at select: " + folder + " holds version " + manifest->version};
-  }
+// The version being published and the one it replaces.
+struct Candidate {
+  std::string version;
+  std::string folder;
+  std::string digest;
+  std::string target;  // what the live link will hold
+  std::uintmax_t nginx_bytes = 0;
+  std::optional<std::string> previous_target;  // nullopt: no live link yet
+  std::string previous_version;                // its manifest's, else the link target
+  std::string previous_folder;
+};
 
-  const std::optional<std::string> previous_target = read_link(options.live_link);
-  if (!previous_target && fs::exists(fs::symlink_status(options.live_link))) {
-    return {PublishOutcome::kFailed,
-            "publish failed at select: " + options.live_link + " exists and is not a symlink"};
-  }
-  std::string previous_version;
-  std::optional<Manifest> previous_manifest;
-  if (previous_target) {
-    const std::string previous_folder = resolve_target(options.live_link, *previous_target);
-    previous_manifest = read_manifest(previous_folder);
-    previous_version = previous_manifest ? previous_manifest->version : *previous_target;
-  }
-  const std::string live_name =
-      previous_target
-          ? version_in_exports(options, resolve_target(options.live_link, *previous_target))
-          : "";
+std::string over(const Candidate& c) {
+  return c.previous_target ? c.previous_version : std::string("nothing");
+}
 
-  if (previous_manifest && previous_manifest->digest == manifest->digest) {
-    // A scheduled compile writes a folder per run; duplicates of the live one
-    // would otherwise push the versions worth rolling back to out of `keep`.
-    std::string duplicate;
-    if (version != live_name) {
-      std::error_code ec;
-      fs::remove_all(folder, ec);
-      duplicate = ec ? "; cannot remove the duplicate " + folder + ": " + ec.message()
-                     : "; removed the duplicate " + version;
-    }
-    const std::size_t removed = prune(options, {live_name}, progress);
-    return {PublishOutcome::kUnchanged, "unchanged: " + version + " has the digest of live " +
-                                            previous_version + " (" + manifest->digest +
-                                            "), no reload" + duplicate + "; removed " +
-                                            std::to_string(removed) + " old version(s)"};
-  }
-  say("publishing " + version + " (" + manifest->digest + ") over " +
-      (previous_target ? previous_version : std::string("nothing")));
+// Prunes, and says that `c` went live now, validated at `validated_at` as
+// `how` says.
+StepsResult went_live(const PublishOptions& options, const Candidate& c, Clock::time_point started,
+                      Clock::time_point validated_at, const std::string& how,
+                      std::ostream& progress, StepTimes& times) {
+  const auto live_at = Clock::now();
+  times.activate = live_at - validated_at;
+  const std::size_t removed = prune(options, {c.version}, progress);
+  return {PublishOutcome::kPublished,
+          "published " + c.version + " (" + c.digest + ") over " + over(c) + " in " +
+              seconds_text(live_at - started) + " (validate " +
+              seconds_text(validated_at - started) + ", swap+reload+probe " +
+              seconds_text(live_at - validated_at) + "); " + how + "; removed " +
+              std::to_string(removed) + " old version(s)"};
+}
 
-  // The link target: relative when the link sits in the exports folder.
-  std::error_code ec;
-  const bool link_beside = fs::weakly_canonical(fs::path(options.live_link).parent_path(), ec) ==
-                           fs::weakly_canonical(options.exports_dir, ec);
-  const std::string new_target =
-      link_beside ? version : fs::absolute(folder).lexically_normal().string();
-
+// Validation by `nginx -t` on the new files before the swap (--validate
+// nginx-t, or when a reload cannot be watched), then swap, SIGHUP and probe;
+// a rollback waits out a load of the new version it may have interrupted.
+StepsResult publish_after_nginx_test(const PublishOptions& options, const Candidate& c,
+                                     Clock::time_point started, const Say& say,
+                                     std::ostream& progress, StepTimes& times) {
   bool swapped = false;
   std::optional<pid_t> master;
   Clock::time_point validated_at;
@@ -638,15 +940,14 @@ StepsResult publish_steps(const PublishOptions& options, std::ostream& progress,
   try {
     say("validating with nginx -t");
     const auto validate_started = Clock::now();
-    validate(options, folder);
+    validate(options, c.folder);
     validated_at = Clock::now();
-    times.validate = ms_between(started, validated_at);
-    validate_time =
-        std::chrono::duration_cast<std::chrono::milliseconds>(validated_at - validate_started);
+    times.validate = validated_at - started;
+    validate_time = ms_between(validate_started, validated_at);
     say("valid (" + seconds_text(validated_at - started) + "); swapping " + options.live_link +
-        " -> " + new_target);
+        " -> " + c.target);
     try {
-      swap_link(options.live_link, new_target);
+      swap_link(options.live_link, c.target);
     } catch (const std::runtime_error& e) {
       throw StepError{"swap", e.what()};
     }
@@ -654,8 +955,8 @@ StepsResult publish_steps(const PublishOptions& options, std::ostream& progress,
     const std::string pid_path = pid_file(options);
     master = running_master(pid_path);
     if (!master) {
-      const std::size_t removed = prune(options, {version}, progress);
-      return {PublishOutcome::kPublished, "published " + version + " (" + manifest->digest +
+      const std::size_t removed = prune(options, {c.version}, progress);
+      return {PublishOutcome::kPublished, "published " + c.version + " (" + c.digest +
                                               ") without reload: nginx is not "
                                               "running (no live pid in " +
                                               pid_path + "); removed " + std::to_string(removed) +
@@ -663,33 +964,33 @@ StepsResult publish_steps(const PublishOptions& options, std::ostream& progress,
     }
     say("reloading nginx (pid " + std::to_string(*master) + ") and polling " + options.probe_url);
     reload(*master);
-    await_version(options, version, *master, "probe", kSettle,
+    await_version(options, c.version, *master, "probe", kSettle,
                   probe_timeout(options, validate_time));
   } catch (const StepError& failure) {
     times.failed_step = failure.step;
     if (validated_at == Clock::time_point{}) {
-      times.validate = ms_between(started, Clock::now());
+      times.validate = Clock::now() - started;
     } else {
-      times.activate = ms_between(validated_at, Clock::now());
+      times.activate = Clock::now() - validated_at;
     }
     std::string summary =
-        "publish of " + version + " failed at " + failure.step + ": " + failure.cause;
+        "publish of " + c.version + " failed at " + failure.step + ": " + failure.cause;
     if (!swapped) return {PublishOutcome::kFailed, summary + "; nothing changed"};
     try {
-      if (previous_target) {
-        say("rolling back " + options.live_link + " -> " + *previous_target);
-        swap_link(options.live_link, *previous_target);
+      if (c.previous_target) {
+        say("rolling back " + options.live_link + " -> " + *c.previous_target);
+        swap_link(options.live_link, *c.previous_target);
       } else if (::unlink(options.live_link.c_str()) != 0) {
         throw std::runtime_error("cannot remove " + options.live_link + ": " + errno_text());
       }
-      if (master && previous_target) {
+      if (master && c.previous_target) {
         reload(*master);
         // The master may still be loading the new version when this second
         // SIGHUP arrives: it then starts workers with the new version, and
         // only after loading again the old one's. The old version counts as
         // back once it has served without a break for twice as long as
         // nginx -t took: the rest of the first load ends within that.
-        await_version(options, previous_version, *master, "rollback probe",
+        await_version(options, c.previous_version, *master, "rollback probe",
                       kSettle + 2 * validate_time,
                       probe_timeout(options, validate_time) + 4 * validate_time);
       }
@@ -703,18 +1004,254 @@ StepsResult publish_steps(const PublishOptions& options, std::ostream& progress,
     }
     return {PublishOutcome::kFailed,
             summary + "; rolled back, " +
-                (previous_target ? previous_version + " serves" : std::string("link removed"))};
+                (c.previous_target ? c.previous_version + " serves" : std::string("link removed"))};
   }
-  const auto live_at = Clock::now();
-  times.activate = ms_between(validated_at, live_at);
-  const std::size_t removed = prune(options, {version}, progress);
-  return {PublishOutcome::kPublished,
-          "published " + version + " (" + manifest->digest + ") over " +
-              (previous_target ? previous_version : std::string("nothing")) + " in " +
-              seconds_text(live_at - started) + " (validate " +
-              seconds_text(validated_at - started) + ", swap+reload+probe " +
-              seconds_text(live_at - validated_at) + "); removed " + std::to_string(removed) +
-              " old version(s)"};
+  return went_live(options, c, started, validated_at, "validated by nginx -t", progress, times);
+}
+
+// The previous version back after a reload of the new one failed (the live
+// link still names the new one). The link must not change while nginx's
+// master reads the configuration, or it would load old and new files mixed;
+// so this first waits, until `wait_until`, for the master's verdict on the
+// new version. Refused ([emerg]): nginx still runs the old configuration, and
+// putting the link back is all. Loaded: a second reload, watched like the
+// first. Neither in time: a second SIGHUP all the same, which nginx handles
+// once the load ends; the old version then counts as back once it has served
+// without a break for as long as a load may take.
+StepsResult roll_back(const PublishOptions& options, const Candidate& c, ReloadWatch& watch,
+                      Clock::time_point wait_until, const std::string& summary, const Say& say,
+                      StepTimes& times) {
+  auto rollback_failed = [&](const std::string& why) {
+    times.rollback_failed = true;
+    return StepsResult{PublishOutcome::kRollbackFailed, summary + "; ROLLBACK FAILED at " + why};
+  };
+  const pid_t master = watch.master();
+  bool loaded = false;
+  while (true) {
+    watch.complaint();
+    if (watch.refused() || (loaded = watch.loaded())) break;
+    if ((::kill(master, 0) != 0 && errno == ESRCH) || Clock::now() >= wait_until) break;
+    std::this_thread::sleep_for(kReloadPoll);
+  }
+  say("rolling back " + options.live_link + " -> " + *c.previous_target);
+  try {
+    swap_link(options.live_link, *c.previous_target);
+  } catch (const std::runtime_error& e) {
+    return rollback_failed(std::string("swap: ") + e.what());
+  }
+  std::error_code ec;
+  const std::uintmax_t previous_bytes =
+      fs::file_size(fs::path(c.previous_folder) / kNginxMapFile, ec);
+  const auto allowance = std::max(options.probe_timeout, load_allowance(ec ? 0 : previous_bytes));
+  try {
+    if (watch.refused()) {
+      await_version(options, c.previous_version, master, "rollback probe", 0ms,
+                    options.probe_timeout);
+      return {PublishOutcome::kFailed,
+              summary + "; rolled back, " + c.previous_version + " serves (nginx kept it)"};
+    }
+    std::string why_not;
+    std::optional<ReloadWatch> second =
+        loaded ? ReloadWatch::start(master, watch.error_log(), why_not) : std::nullopt;
+    reload(master);
+    if (!second) {
+      const auto settle = kSettle + load_allowance(c.nginx_bytes);
+      await_version(options, c.previous_version, master, "rollback probe", settle,
+                    settle + 2 * allowance);
+    } else {
+      // The old version served before, warnings or not: only an [emerg]
+      // (or no answer) fails its return.
+      const auto signalled = Clock::now();
+      const ReloadReport report = await_reload(options, c.previous_version, *second, signalled,
+                                               signalled + allowance, ReloadEnd::kRefused);
+      if (report.end != ReloadEnd::kServed)
+        return rollback_failed("rollback probe: " + report.detail);
+    }
+  } catch (const StepError& e) {
+    return rollback_failed(e.step + ": " + e.cause);
+  }
+  return {PublishOutcome::kFailed, summary + "; rolled back, " + c.previous_version + " serves"};
+}
+
+// Validation by nginx's own reload (the default while nginx runs): the
+// files were checked against their digest; then the swap, a SIGHUP, and the
+// master's verdict read from its error log and its workers.
+StepsResult publish_by_reload(const PublishOptions& options, const Candidate& c, ReloadWatch& watch,
+                              Clock::time_point started, Clock::time_point checked_at,
+                              const Say& say, std::ostream& progress, StepTimes& times) {
+  times.validate = checked_at - started;
+  auto failure = [&](const std::string& step, const std::string& cause) {
+    times.failed_step = step;
+    times.activate = Clock::now() - checked_at;
+    return "publish of " + c.version + " failed at " + step + ": " + cause;
+  };
+  say("checked (" + seconds_text(checked_at - started) + "); swapping " + options.live_link +
+      " -> " + c.target);
+  try {
+    swap_link(options.live_link, c.target);
+  } catch (const std::runtime_error& e) {
+    return {PublishOutcome::kFailed, failure("swap", e.what()) + "; nothing changed"};
+  }
+  const pid_t master = watch.master();
+  say("reloading nginx (pid " + std::to_string(master) + "), watching its workers, " +
+      watch.error_log() + " and " + options.probe_url);
+  const auto signalled = Clock::now();
+  const auto allowance = std::max(options.probe_timeout, load_allowance(c.nginx_bytes));
+  if (::kill(master, SIGHUP) != 0) {
+    const std::string summary = failure(
+        "reload", "cannot signal nginx (pid " + std::to_string(master) + "): " + errno_text());
+    say("rolling back " + options.live_link + " -> " + *c.previous_target);
+    try {
+      swap_link(options.live_link, *c.previous_target);
+    } catch (const std::runtime_error& e) {
+      times.rollback_failed = true;
+      return {PublishOutcome::kRollbackFailed, summary + "; ROLLBACK FAILED at swap: " + e.what()};
+    }
+    return {PublishOutcome::kFailed,
+            summary + "; rolled back, " + c.previous_version + " serves (nginx kept it)"};
+  }
+  const ReloadReport report =
+      await_reload(options, c.version, watch, signalled, signalled + allowance);
+  if (report.loaded_after) times.reload = *report.loaded_after;
+  if (report.end == ReloadEnd::kServed) {
+    return went_live(options, c, started, checked_at,
+                     "validated by its digest and nginx's reload (loaded in " +
+                         seconds_text(*report.loaded_after) + ", old workers stopped accepting " +
+                         seconds_text(*report.quiet_after - *report.loaded_after) + " later)",
+                     progress, times);
+  }
+  // nginx names the files by the live link, which is about to name the old
+  // version again: name the new version's folder instead.
+  std::string detail = report.detail;
+  const std::string folder = fs::absolute(c.folder).lexically_normal().string();
+  replace_path(detail, options.live_link, folder);
+  replace_path(detail, fs::absolute(options.live_link).lexically_normal().string(), folder);
+  std::string summary;
+  if (report.end == ReloadEnd::kRefused) {
+    summary = failure("validate", "nginx refused it: " + detail);
+  } else if (report.end == ReloadEnd::kComplained) {
+    summary = failure("validate", "nginx's reload logged " + detail);
+  } else {
+    summary = failure("probe", report.detail);
+  }
+  return roll_back(options, c, watch, signalled + 2 * allowance, summary, say, times);
+}
+
+// The watch for a reload-validated publish, or nullopt with the reason why
+// this one must be validated by nginx -t: nothing to roll back to, nginx not
+// running (a later start must find a configuration that loads), or a reload
+// that cannot be watched.
+std::optional<ReloadWatch> watch_for_reload(const PublishOptions& options, const Candidate& c,
+                                            std::string& why_not) {
+  if (!c.previous_target) {
+    why_not = "nothing is live yet";
+    return std::nullopt;
+  }
+  std::optional<pid_t> master;
+  try {
+    const std::string pid_path = pid_file(options);
+    master = running_master(pid_path);
+    if (!master) {
+      why_not = "nginx is not running (no live pid in " + pid_path + ")";
+      return std::nullopt;
+    }
+  } catch (const StepError& e) {
+    why_not = e.cause;
+    return std::nullopt;
+  }
+  const std::optional<std::string> error_log = master_error_log(options, why_not);
+  if (!error_log) return std::nullopt;
+  return ReloadWatch::start(*master, *error_log, why_not);
+}
+
+StepsResult publish_steps(const PublishOptions& options, std::ostream& progress, StepTimes& times) {
+  if (options.keep == 0) throw std::invalid_argument("keep must be at least 1");
+  parse_url(options.probe_url);
+  const auto started = Clock::now();
+  const Say say = [&progress](const std::string& line) {
+    progress << "exporter: publish: " << line << std::endl;
+  };
+
+  // What to publish, and what is live.
+  const std::vector<std::string> versions = list_versions(options.exports_dir);
+  Candidate c;
+  c.version = options.version;
+  if (c.version.empty()) {
+    if (versions.empty()) {
+      return {PublishOutcome::kFailed,
+              "publish failed at select: no version folder in " + options.exports_dir};
+    }
+    c.version = versions.back();
+  }
+  c.folder = (fs::path(options.exports_dir) / c.version).string();
+  const std::optional<Manifest> manifest = read_manifest(c.folder);
+  if (!manifest) {
+    return {PublishOutcome::kFailed,
+            "publish failed at select: no readable manifest in " + c.folder};
+  }
+  if (manifest->version != c.version) {
+    return {PublishOutcome::kFailed,
+            "publish failed at select: " + c.folder + " holds version " + manifest->version};
+  }
+  c.digest = manifest->digest;
+
+  c.previous_target = read_link(options.live_link);
+  if (!c.previous_target && fs::exists(fs::symlink_status(options.live_link))) {
+    return {PublishOutcome::kFailed,
+            "publish failed at select: " + options.live_link + " exists and is not a symlink"};
+  }
+  std::optional<Manifest> previous_manifest;
+  if (c.previous_target) {
+    c.previous_folder = resolve_target(options.live_link, *c.previous_target);
+    previous_manifest = read_manifest(c.previous_folder);
+    c.previous_version = previous_manifest ? previous_manifest->version : *c.previous_target;
+  }
+  const std::string live_name =
+      c.previous_target ? version_in_exports(options, c.previous_folder) : "";
+
+  if (previous_manifest && previous_manifest->digest == manifest->digest) {
+    // A scheduled compile writes a folder per run; duplicates of the live one
+    // would otherwise push the versions worth rolling back to out of `keep`.
+    std::string duplicate;
+    if (c.version != live_name) {
+      std::error_code ec;
+      fs::remove_all(c.folder, ec);
+      duplicate = ec ? "; cannot remove the duplicate " + c.folder + ": " + ec.message()
+                     : "; removed the duplicate " + c.version;
+    }
+    const std::size_t removed = prune(options, {live_name}, progress);
+    return {PublishOutcome::kUnchanged, "unchanged: " + c.version + " has the digest of live " +
+                                            c.previous_version + " (" + manifest->digest +
+                                            "), no reload" + duplicate + "; removed " +
+                                            std::to_string(removed) + " old version(s)"};
+  }
+  say("publishing " + c.version + " (" + manifest->digest + ") over " + over(c));
+
+  // The link target: relative when the link sits in the exports folder.
+  std::error_code ec;
+  const bool link_beside = fs::weakly_canonical(fs::path(options.live_link).parent_path(), ec) ==
+                           fs::weakly_canonical(options.exports_dir, ec);
+  c.target = link_beside ? c.version : fs::absolute(c.folder).lexically_normal().string();
+
+  say("validating " + c.version + ": its files against the manifest's digest");
+  try {
+    c.nginx_bytes = check_bundle(c.folder, *manifest);
+  } catch (const StepError& e) {
+    times.failed_step = e.step;
+    times.validate = Clock::now() - started;
+    return {PublishOutcome::kFailed, "publish of " + c.version + " failed at " + e.step + ": " +
+                                         e.cause + "; nothing changed"};
+  }
+  const auto checked_at = Clock::now();
+  if (options.validation == Validation::kReload) {
+    std::string why_not;
+    std::optional<ReloadWatch> watch = watch_for_reload(options, c, why_not);
+    if (watch) {
+      return publish_by_reload(options, c, *watch, started, checked_at, say, progress, times);
+    }
+    say("nginx's reload cannot validate this publish: " + why_not);
+  }
+  return publish_after_nginx_test(options, c, started, say, progress, times);
 }
 
 }  // namespace
@@ -732,6 +1269,7 @@ PublishResult publish(const PublishOptions& options, std::ostream& progress) {
   result.rollback_failed = times.rollback_failed;
   result.validate = times.validate;
   result.activate = times.activate;
+  result.reload = times.reload;
   return result;
 }
 

@@ -1,16 +1,24 @@
-// Publishing an export folder to a running nginx: validate, swap, reload,
+// Publishing an export folder to a running nginx: check, swap, reload,
 // probe, roll back on any failure, prune old versions.
 //
 // Invariants:
-//  1. nginx never loads a version that did not pass `nginx -t` without a
-//     warning: validation runs on a copy of the real configuration whose
-//     references to the live link point at the new folder, before the swap.
-//  2. The live link only ever changes by rename(2) of a fully made symlink, so
+//  1. Nothing changes for a folder whose files do not match its manifest's
+//     digest (missing, truncated or edited since compile).
+//  2. A version reaches nginx only through a validation that can refuse it:
+//     by default nginx's own reload while nginx runs (its master parses the
+//     new configuration and, on an error, keeps the old one and its workers;
+//     on a warning it loads it, and publish rolls back); `nginx -t` on a copy
+//     of the configuration before the swap with Validation::kNginxTest, and
+//     always when nginx is not running, so that a later start never finds a
+//     configuration that does not load.
+//  3. The live link only ever changes by rename(2) of a fully made symlink, so
 //     a reader (nginx on reload, a concurrent `nginx -t`) sees the old target
-//     or the new one, never a missing or half-written link.
-//  3. After publish() returns, the link points at the version nginx serves,
+//     or the new one, never a missing or half-written link; and a rollback
+//     changes it only once nginx's master has finished reading the new
+//     version (or after a generous allowance), never in the middle.
+//  4. After publish() returns, the link points at the version nginx serves,
 //     unless the outcome is kRollbackFailed.
-//  4. Pruning never removes the live version or the one being published.
+//  5. Pruning never removes the live version or the one being published.
 #pragma once
 
 #include <chrono>
@@ -21,6 +29,20 @@
 #include <vector>
 
 namespace exporter {
+
+// How a new version is validated before it serves.
+enum class Validation {
+  // The reload itself (default): the swap, SIGHUP, then nginx's master's own
+  // verdict, from its error log (its [emerg]/[alert]/[crit]/[error]/[warn]
+  // lines) and its workers in /proc (new ones once it has loaded). Needs a
+  // running nginx, a live version to roll back to, and an `error_log FILE`
+  // at level warn or lower in the main context of nginx_conf; without them,
+  // nginx -t as below.
+  kReload,
+  // `nginx -t` on a copy of the configuration pointing at the new folder,
+  // before the swap: nginx parses the map twice per publish.
+  kNginxTest,
+};
 
 struct PublishOptions {
   // Folder of version folders written by write_bundle (`exporter compile`).
@@ -36,9 +58,14 @@ struct PublishOptions {
   // nginx's pid file; empty: the `pid` directive of nginx_conf.
   std::string nginx_pid;
   // GET this URL (http:// only) must answer 200 with the version (one line)
-  // once loaded; publish waits until it has, without a break, for 0.5 s.
+  // once loaded: with kReload, after the workers that served before the
+  // reload stopped accepting; with nginx -t, without a break for 0.5 s.
   std::string probe_url;
+  // The least time a reload may take to serve the new version. kReload: at
+  // least the time the map's size allows (load_allowance: 4 MB/s); nginx -t:
+  // at least 3 times what nginx -t took.
   std::chrono::milliseconds probe_timeout{30000};
+  Validation validation = Validation::kReload;
   std::chrono::milliseconds validate_timeout{300000};
   // Empty: the newest version folder (natural order of names, so v2 < v10).
   std::string version;
@@ -63,12 +90,15 @@ struct PublishResult {
   std::string summary;
   // For metrics: the step that failed ("select", "validate", "swap",
   // "reload", "probe"; "" on success or unchanged), whether the rollback
-  // failed too, and how long validation and activation (swap, reload,
-  // probe) took when they ran.
+  // failed too, and how long validation (from the start: the digest check,
+  // and nginx -t when it ran) and activation (swap, reload, probe) took when
+  // they ran, and with kReload the SIGHUP until nginx's new workers ran (its
+  // master's load of the configuration).
   std::string failed_step;
   bool rollback_failed = false;
-  std::chrono::milliseconds validate{0};
-  std::chrono::milliseconds activate{0};
+  std::chrono::duration<double> validate{0};
+  std::chrono::duration<double> activate{0};
+  std::chrono::duration<double> reload{0};
 };
 
 // Runs one publish. Writes progress lines to `progress`. Expected failures

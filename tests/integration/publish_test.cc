@@ -125,6 +125,21 @@ class Publish : public ::testing::Test {
     write_text(exports_ + "/" + to + "/manifest.json", manifest);
   }
 
+  // Replaces `file` of `version` and gives its manifest the digest of the
+  // files as they now are: a version as a faulty renderer would write it,
+  // which publish's digest check cannot tell from a good one.
+  void rewrite(const std::string& version, const std::string& file, const std::string& content) {
+    const std::string folder = exports_ + "/" + version;
+    write_text(folder + "/" + file, content);
+    std::string manifest = read_text(folder + "/manifest.json");
+    const std::string key = "\"digest\":\"xxh3_64:";
+    const std::size_t at = manifest.find(key);
+    ASSERT_NE(at, std::string::npos) << manifest;
+    const std::size_t end = manifest.find('"', at + key.size());
+    manifest.replace(at + key.size(), end - at - key.size(), exporter::folder_digest(folder));
+    write_text(folder + "/manifest.json", manifest);
+  }
+
   std::vector<std::string> command(const std::vector<std::string>& extra) const {
     std::vector<std::string> argv = {
         EXPORTER_BIN,  "publish",      "--exports", exports_,         "--live",
@@ -201,6 +216,9 @@ TEST_F(Publish, PutsTheNewestVersionLiveAndTheEdgeServesItsNewCodes) {
   const CommandResult run = publish();
   ASSERT_TRUE(run.exit && run.exit->code == 0) << run.describe();
   EXPECT_NE(last_line(run.err).find("published v2"), std::string::npos) << run.err;
+  EXPECT_NE(last_line(run.err).find("validated by its digest and nginx's reload"),
+            std::string::npos)
+      << run.err;
   EXPECT_EQ(live_target(), "v2");
   EXPECT_EQ(served_version(), "v2\n") << "publish returns once the probe shows the version";
   const Response fresh = client.get("/fresh");
@@ -234,7 +252,8 @@ TEST_F(Publish, VersionFailingNginxTestIsRefusedWhileTheOldOneServesUnderLoad) {
   ASSERT_TRUE(good.exit && good.exit->code == 0) << good.describe();
 
   copy_version("v2", "v3");
-  write_text(exports_ + "/v3/edge_map.conf", "map $edge_code $edge_entry {\n    default \"\"\n");
+  ASSERT_NO_FATAL_FAILURE(
+      rewrite("v3", "edge_map.conf", "map $edge_code $edge_entry {\n    default \"\"\n"));
   const std::string workers = worker_pids();
   Load load(port_, "two");
   std::this_thread::sleep_for(200ms);
@@ -245,6 +264,9 @@ TEST_F(Publish, VersionFailingNginxTestIsRefusedWhileTheOldOneServesUnderLoad) {
   ASSERT_TRUE(bad.exit && bad.exit->code == 1) << bad.describe();
   EXPECT_NE(last_line(bad.err).find("failed at validate"), std::string::npos) << bad.err;
   EXPECT_NE(last_line(bad.err).find("[emerg]"), std::string::npos) << bad.err;
+  EXPECT_NE(last_line(bad.err).find("nginx refused it"), std::string::npos)
+      << "refused by the reload itself, no nginx -t: " << bad.err;
+  EXPECT_EQ(bad.err.find("nginx -t"), std::string::npos) << bad.err;
   EXPECT_EQ(live_target(), "v2");
   EXPECT_EQ(served_version(), "v2\n");
   EXPECT_EQ(worker_pids(), workers) << "nothing was reloaded";
@@ -264,10 +286,96 @@ TEST_F(Publish, MapWithHashWarningsIsRefused) {
   const std::size_t at = map.find("map_hash_max_size ");
   ASSERT_NE(at, std::string::npos) << map.substr(0, 300);
   map.replace(at, map.find(';', at) - at, "map_hash_max_size 1");
-  write_text(exports_ + "/v2/edge_map.conf", map);
+  ASSERT_NO_FATAL_FAILURE(rewrite("v2", "edge_map.conf", map));
   const CommandResult run = publish();
   ASSERT_TRUE(run.exit && run.exit->code == 1) << run.describe();
   EXPECT_NE(last_line(run.err).find("[warn]"), std::string::npos) << run.err;
+  EXPECT_NE(last_line(run.err).find("rolled back, v1 serves"), std::string::npos) << run.err;
+  EXPECT_EQ(live_target(), "v1");
+  EXPECT_EQ(served_version(), "v1\n");
+}
+
+// The same refusals with --validate nginx-t: before the swap, no reload.
+TEST_F(Publish, NginxTestValidationRefusesBrokenAndWarningVersionsBeforeTheSwap) {
+  write_version("v1", entries_for("one"));
+  ASSERT_NO_FATAL_FAILURE(start_on("v1"));
+  const std::string workers = worker_pids();
+  write_version("v2", entries_for("two"));
+  ASSERT_NO_FATAL_FAILURE(
+      rewrite("v2", "edge_map.conf", "map $edge_code $edge_entry {\n    default \"\"\n"));
+  const CommandResult broken = publish({"--validate", "nginx-t"});
+  ASSERT_TRUE(broken.exit && broken.exit->code == 1) << broken.describe();
+  EXPECT_NE(last_line(broken.err).find("failed at validate: nginx -t: "), std::string::npos)
+      << broken.err;
+  EXPECT_NE(last_line(broken.err).find("[emerg]"), std::string::npos) << broken.err;
+  EXPECT_NE(last_line(broken.err).find("nothing changed"), std::string::npos) << broken.err;
+
+  std::vector<std::string> same_first_letter;
+  for (int i = 0; i < 60; ++i) same_first_letter.push_back("k" + std::to_string(i));
+  write_version("v3", entries_for("three", same_first_letter));
+  std::string map = read_text(exports_ + "/v3/edge_map.conf");
+  const std::size_t at = map.find("map_hash_max_size ");
+  ASSERT_NE(at, std::string::npos);
+  map.replace(at, map.find(';', at) - at, "map_hash_max_size 1");
+  ASSERT_NO_FATAL_FAILURE(rewrite("v3", "edge_map.conf", map));
+  const CommandResult warned = publish({"--validate", "nginx-t", "--version", "v3"});
+  ASSERT_TRUE(warned.exit && warned.exit->code == 1) << warned.describe();
+  EXPECT_NE(last_line(warned.err).find("nginx -t: "), std::string::npos) << warned.err;
+  EXPECT_NE(last_line(warned.err).find("[warn]"), std::string::npos) << warned.err;
+
+  EXPECT_EQ(live_target(), "v1");
+  EXPECT_EQ(served_version(), "v1\n");
+  EXPECT_EQ(worker_pids(), workers) << "nothing was reloaded";
+
+  write_version("v4", entries_for("four"));
+  const CommandResult good = publish({"--validate", "nginx-t"});
+  ASSERT_TRUE(good.exit && good.exit->code == 0) << good.describe();
+  EXPECT_NE(last_line(good.err).find("validated by nginx -t"), std::string::npos) << good.err;
+  EXPECT_EQ(served_version(), "v4\n");
+}
+
+// Warnings of a reload must be readable for it to validate: with the error
+// log at nginx's default level (error), publish falls back to nginx -t.
+TEST_F(Publish, WithTheErrorLogAboveWarnNginxTestValidates) {
+  std::string config = read_text(conf());
+  replace_once(config, "/error.log warn;", "/error.log;");
+  write_text(conf(), config);
+  write_version("v1", entries_for("one"));
+  ASSERT_NO_FATAL_FAILURE(start_on("v1"));
+  write_version("v2", entries_for("two"));
+  const CommandResult run = publish();
+  ASSERT_TRUE(run.exit && run.exit->code == 0) << run.describe();
+  EXPECT_NE(run.err.find("nginx's reload cannot validate this publish: no error_log FILE at "
+                         "level warn"),
+            std::string::npos)
+      << run.err;
+  EXPECT_NE(last_line(run.err).find("validated by nginx -t"), std::string::npos) << run.err;
+  EXPECT_EQ(served_version(), "v2\n");
+}
+
+// Files changed or damaged since compile (here a map cut short, as a full
+// disk or a bad copy leaves it, which nginx might even load) never reach nginx.
+TEST_F(Publish, FilesNotMatchingTheirDigestAreRefusedBeforeAnythingChanges) {
+  write_version("v1", entries_for("one"));
+  ASSERT_NO_FATAL_FAILURE(start_on("v1"));
+  const std::string workers = worker_pids();
+  write_version("v2", entries_for("two", {"fresh"}));
+  const std::string map = exports_ + "/v2/edge_map.conf";
+  fs::resize_file(map, fs::file_size(map) - 40);
+  const CommandResult run = publish();
+  ASSERT_TRUE(run.exit && run.exit->code == 1) << run.describe();
+  const std::string line = last_line(run.err);
+  EXPECT_NE(line.find("failed at validate: the files of "), std::string::npos) << run.err;
+  EXPECT_NE(line.find("changed or damaged since compile; nothing changed"), std::string::npos)
+      << run.err;
+  EXPECT_EQ(live_target(), "v1");
+  EXPECT_EQ(served_version(), "v1\n");
+  EXPECT_EQ(worker_pids(), workers) << "nothing was reloaded";
+
+  fs::remove(exports_ + "/v2/cloudfront_kvs.json");
+  const CommandResult missing = publish();
+  ASSERT_TRUE(missing.exit && missing.exit->code == 1) << missing.describe();
+  EXPECT_NE(last_line(missing.err).find("cloudfront_kvs.json"), std::string::npos) << missing.err;
   EXPECT_EQ(live_target(), "v1");
 }
 

@@ -1,13 +1,17 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
+#include <stdlib.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "exporter/bundle.h"
+#include "exporter/bundle_writer.h"
 #include "exporter/edge_config.h"
 
 namespace exporter {
@@ -70,6 +74,31 @@ TEST(ExporterBundle, AnyContentChangeChangesTheDigest) {
   entries[10].target.pop_back();
   entries[11].status = 308;
   EXPECT_NE(render_bundle(entries, options("v1", "t")).digest, before);
+}
+
+// What publish checks before a swap: the folder on disk against the digest.
+TEST(ExporterBundle, FolderDigestMatchesTheWrittenBundleUntilAFileChanges) {
+  char pattern[] = "/tmp/exporter_bundle_test.XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  const std::string dir = pattern;
+  const Bundle bundle = render_bundle(sample_entries(), options("v1", "t"));
+  const std::string folder = write_bundle(bundle, dir);
+  EXPECT_EQ(folder_digest(folder), bundle.digest);
+
+  {
+    std::ofstream out(folder + "/" + kVersionFile, std::ios::app);
+    out << "# not content\n";
+  }
+  EXPECT_EQ(folder_digest(folder), bundle.digest) << "version.conf is not covered";
+
+  const std::string map = folder + "/" + kNginxMapFile;
+  const std::uintmax_t size = std::filesystem::file_size(map);
+  std::filesystem::resize_file(map, size - 1);
+  EXPECT_NE(folder_digest(folder), bundle.digest) << "a truncated map";
+
+  std::filesystem::remove(folder + "/" + kCloudFrontKvsFile);
+  EXPECT_THROW(folder_digest(folder), std::runtime_error) << "a missing file";
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ExporterBundle, ManifestDescribesOutputsAndExclusions) {
