@@ -138,6 +138,7 @@ OriginConfig load_origin_config(const core::Env& env) {
   config.scanner.delay = std::chrono::milliseconds(env.integer("SCANNER_DELAY_MS", 200, 0, 5000));
   config.scanner.capacity =
       static_cast<std::size_t>(env.integer("SCANNER_TRACKED_CLIENTS", 4096, 16, 1 << 22));
+  config.ingest_nice = static_cast<int>(env.integer("INGEST_NICE", 10, 0, 19));
   load_observability(env, config);
   config.open_shorten = env.boolean("OPEN_SHORTEN", false);
   config.create_per_ip_per_min =

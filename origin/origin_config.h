@@ -56,6 +56,10 @@ struct OriginConfig {
   // late (scanner_tarpit.h): SCANNER_THRESHOLD, SCANNER_DELAY_MS,
   // SCANNER_TRACKED_CLIENTS.
   ScannerTarpitOptions scanner;
+  // INGEST_NICE: the nice value (and SCHED_BATCH) of the in-process
+  // ingester's threads, so ingesting yields the cores to redirects; 0 runs
+  // them like the io threads.
+  int ingest_nice = 10;
 
   // Observability: who may GET /metrics (METRICS_ALLOW, default loopback) and
   // which requests get an access-log line (ACCESS_LOG, ACCESS_LOG_SLOW_MS).
@@ -78,7 +82,7 @@ struct OriginConfig {
 // VISIT_IP_MODE, METRICS_ALLOW, ACCESS_LOG, ACCESS_LOG_SLOW_MS, OPEN_SHORTEN,
 // RATE_LIMIT_CREATE_PER_IP_PER_MIN, RATE_LIMIT_CREATE_PER_KEY_PER_MIN, TRUSTED_PROXIES,
 // API_KEY_CACHE_TTL_MS, RATE_LIMIT_CLEANUP_INTERVAL_S, SCANNER_THRESHOLD, SCANNER_DELAY_MS,
-// SCANNER_TRACKED_CLIENTS, the database variables, DATABASE_READ_URL
+// SCANNER_TRACKED_CLIENTS, INGEST_NICE, the database variables, DATABASE_READ_URL
 // and DB_READ_POOL_SIZE. Throws core::ConfigError naming the variable.
 OriginConfig load_origin_config(const core::Env& env);
 
