@@ -24,9 +24,11 @@
 #include "core/code.h"
 #include "core/json.h"
 #include "core/visit_record.h"
+#include "origin/client_ip.h"
 #include "origin/journal.h"
 #include "origin/log.h"
 #include "origin/metrics.h"
+#include "origin/scanner_tarpit.h"
 #include "origin/single_flight.h"
 
 namespace origin {
@@ -96,6 +98,8 @@ class HttpServer::Impl {
   std::size_t max_connections = 0;
   // Concurrent misses of one code share one store lookup.
   SingleFlight<std::string, std::shared_ptr<const RedirectLookup>> redirect_flights;
+  // Clients answered "unknown code" too fast get those answers late.
+  ScannerTarpit scanner;
 
  private:
   void do_accept(Worker& worker);
@@ -231,6 +235,7 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     auto endpoint = socket_.remote_endpoint(ec);
     if (!ec) client_ip_ = endpoint.address().to_string();
+    peer_ = parse_ip(client_ip_);
     socket_.set_option(tcp::no_delay(true), ec);
     // Lets send_redirect write without blocking and fall back to an
     // asynchronous write only when the socket buffer is full.
@@ -298,6 +303,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // so a client trickling bytes is cut off.
   void read_request() {
     started_ = Clock::now();
+    held_ = {};
     request_id_.clear();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_.config.max_header_bytes));
@@ -409,7 +415,7 @@ class Session : public std::enable_shared_from_this<Session> {
         if (server_.api.redirect_location(target, lookup_, &location_)) {
           return send_redirect(*code, lookup_.redirect.status);
         }
-        return send(server_.api.render_redirect(make_request(), *code, lookup_));
+        return answer_redirect(server_.api.render_redirect(make_request(), *code, lookup_));
       }
       return join_redirect_flight(make_request(), std::move(*code));
     }
@@ -431,10 +437,7 @@ class Session : public std::enable_shared_from_this<Session> {
     request.request_id = request_id();
     request.authorization = std::string(req[http::field::authorization]);
     request.api_key = std::string(req["X-Api-Key"]);
-    for (auto [it, end] = req.equal_range("X-Forwarded-For"); it != end; ++it) {
-      if (!request.forwarded_for.empty()) request.forwarded_for += ", ";
-      request.forwarded_for.append(it->value().data(), it->value().size());
-    }
+    request.forwarded_for = forwarded_for();
     return request;
   }
 
@@ -456,8 +459,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (worker_.metrics != nullptr) worker_.metrics->record(route, status, elapsed);
     const OriginConfig::AccessLog mode = server_.config.access_log;
     if (mode == OriginConfig::AccessLog::kOff) return;
+    // A tarpitted answer is slow on purpose: not a slow request to log.
     if (mode == OriginConfig::AccessLog::kErrors && status < 500 &&
-        elapsed < server_.config.access_log_slow) {
+        elapsed - held_ < server_.config.access_log_slow) {
       return;
     }
     const http::request<http::string_body>& req = parser_->get();
@@ -480,7 +484,8 @@ class Session : public std::enable_shared_from_this<Session> {
                guard = std::make_shared<net::executor_work_guard<decltype(executor)>>(executor)](
                   const std::shared_ptr<const RedirectLookup>& result) {
           net::post(executor, [self, shared_request, code, result, guard] {
-            self->send(self->server_.api.render_redirect(*shared_request, code, *result));
+            self->answer_redirect(
+                self->server_.api.render_redirect(*shared_request, code, *result));
           });
         });
     if (worker_.metrics != nullptr) {
@@ -532,6 +537,47 @@ class Session : public std::enable_shared_from_this<Session> {
         self->send(std::move(response));
       });
     });
+  }
+
+  // Answers GET/HEAD /{code}. An unknown code (404; not a 410, which names a
+  // code that exists) counts towards the client's scanner rate, and once the
+  // client is tarpitted its answer waits on a timer, which keeps the io
+  // thread free and this connection's later requests behind it. Redirects
+  // are never held: the database has been asked by then (a code missing from
+  // the negative cache may have been created since), so a held answer is
+  // always a true 404.
+  void answer_redirect(HttpResponse response) {
+    if (response.status != 404 || !server_.scanner.enabled()) return send(std::move(response));
+    const IpAddress client =
+        peer_ ? client_address(*peer_, forwarded_for(), server_.config.trusted_proxies)
+              : IpAddress{};
+    const ScannerTarpit::Verdict verdict = server_.scanner.note_unknown(client, Clock::now());
+    if (verdict.episode_started) {
+      RequestLogScope log_scope(request_id());
+      log_event("warn", "scanner tarpitted: unknown codes answered late",
+                {{"client", core::anonymize_ip(format_ip(client), server_.config.ip_mode)},
+                 {"unknown_codes_per_s", std::to_string(static_cast<long>(verdict.rate_per_s))},
+                 {"threshold_per_s",
+                  std::to_string(static_cast<long>(server_.scanner.options().threshold_per_s))},
+                 {"delay_ms", std::to_string(verdict.delay.count())}});
+    }
+    if (verdict.delay.count() <= 0) return send(std::move(response));
+    held_ = verdict.delay;
+    if (!hold_timer_) hold_timer_.emplace(socket_.get_executor());
+    hold_timer_->expires_after(verdict.delay);
+    hold_timer_->async_wait([self = shared_from_this(), response = std::move(response)](
+                                beast::error_code) mutable { self->send(std::move(response)); });
+  }
+
+  // Every X-Forwarded-For field of the current request, joined with ", ".
+  std::string forwarded_for() const {
+    std::string joined;
+    const http::request<http::string_body>& req = parser_->get();
+    for (auto [it, end] = req.equal_range("X-Forwarded-For"); it != end; ++it) {
+      if (!joined.empty()) joined += ", ";
+      joined.append(it->value().data(), it->value().size());
+    }
+    return joined;
   }
 
   // Answers and closes the connection, lingering (see linger_close).
@@ -695,8 +741,11 @@ class Session : public std::enable_shared_from_this<Session> {
   Worker& worker_;
   HttpServer::Impl& server_;
   std::string client_ip_;
-  Clock::time_point started_{};  // first byte of the current request
-  std::string request_id_;       // of the current request; "" until known
+  std::optional<IpAddress> peer_;            // client_ip_ parsed
+  Clock::time_point started_{};              // first byte of the current request
+  Clock::duration held_{};                   // how long the tarpit held its answer
+  std::optional<DeadlineTimer> hold_timer_;  // made when first needed
+  std::string request_id_;                   // of the current request; "" until known
   // Reused by every request of the session, so a cached redirect allocates
   // little: the cache fills lookup_ in place, the response goes into out_.
   RedirectLookup lookup_;
@@ -716,7 +765,32 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 HttpServer::Impl::Impl(const OriginConfig& cfg, Api& a)
-    : config(cfg), api(a), db_workers(cfg.database.pool_size + cfg.database.max_overflow) {
+    : config(cfg),
+      api(a),
+      db_workers(cfg.database.pool_size + cfg.database.max_overflow),
+      scanner(cfg.scanner) {
+  // The server outlives every scrape: /metrics is only served by it.
+  if (metrics::Registry* registry = api.metrics_registry()) {
+    registry->add_collector([this](core::PromText& out) {
+      const ScannerTarpit::Stats s = scanner.stats(Clock::now());
+      out.single("origin_scanner_delayed_total", "counter",
+                 "Unknown-code answers held by the scanner tarpit (SCANNER_DELAY_MS).", s.delayed);
+      out.single("origin_scanner_episodes_total", "counter",
+                 "Times a client went over SCANNER_THRESHOLD unknown codes per second.",
+                 s.episodes);
+      out.single("origin_scanner_tarpitted_clients", "gauge",
+                 "Clients whose unknown-code answers are held now.",
+                 static_cast<std::uint64_t>(s.tarpitted));
+      out.single("origin_scanner_tracked_clients", "gauge",
+                 "Clients the scanner tarpit keeps a rate for (at most its capacity).",
+                 static_cast<std::uint64_t>(s.tracked));
+      out.single("origin_scanner_tracked_clients_max", "gauge",
+                 "Capacity of the scanner tarpit's table (SCANNER_TRACKED_CLIENTS).",
+                 static_cast<std::uint64_t>(s.capacity));
+      out.single("origin_scanner_evictions_total", "counter",
+                 "Tracked clients pushed out of the full table by newcomers.", s.evictions);
+    });
+  }
   // Each connection is a descriptor: take the hard limit, and keep the cap
   // below it so that running out shows as a clear refusal, not failing
   // accepts and journal writes.

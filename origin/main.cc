@@ -27,6 +27,7 @@
 #include "origin/pg_key_store.h"
 #include "origin/pg_link_store.h"
 #include "origin/rate_limit_janitor.h"
+#include "origin/thread_priority.h"
 
 namespace {
 
@@ -130,7 +131,16 @@ int serve() {
         origin::IngestSource{origin::journal_source_name(config.journal_dir), config.journal_dir,
                              origin::SourceKind::kJournalDirectory},
         *visit_store, origin::load_ingester_options(core::Env()));
-    ingester->start();
+    // Threads inherit their creator's nice value and policy: the ingester
+    // (and the helper threads it makes) start from a thread that lowered its
+    // own, so the io threads keep their priority.
+    std::thread([&ingester, nice = config.ingest_nice] {
+      if (nice > 0 && !origin::lower_this_thread_priority(nice)) {
+        origin::log_event("warn", "could not lower the ingester's priority",
+                          {{"ingest_nice", std::to_string(nice)}});
+      }
+      ingester->start();
+    }).join();
   }
   // Scraped on demand: nothing here runs per request.
   metrics_registry.add_collector([&pool, &ingester, &config, &stats_store,

@@ -133,6 +133,12 @@ OriginConfig load_origin_config(const core::Env& env) {
       static_cast<std::size_t>(env.integer("LINK_CACHE_MAX_BYTES", 160ll << 20, 0, 1ll << 40));
   config.link_cache_negative_ttl =
       std::chrono::milliseconds(env.integer("LINK_CACHE_NEGATIVE_TTL_MS", 5000, 0, 3600000));
+  config.scanner.threshold_per_s =
+      static_cast<double>(env.integer("SCANNER_THRESHOLD", 50, 1, 1000000));
+  config.scanner.delay = std::chrono::milliseconds(env.integer("SCANNER_DELAY_MS", 200, 0, 5000));
+  config.scanner.capacity =
+      static_cast<std::size_t>(env.integer("SCANNER_TRACKED_CLIENTS", 4096, 16, 1 << 22));
+  config.ingest_nice = static_cast<int>(env.integer("INGEST_NICE", 10, 0, 19));
   load_observability(env, config);
   config.open_shorten = env.boolean("OPEN_SHORTEN", false);
   config.create_per_ip_per_min =

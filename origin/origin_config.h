@@ -10,6 +10,7 @@
 #include "core/visit_record.h"
 #include "origin/address_ranges.h"
 #include "origin/client_ip.h"
+#include "origin/scanner_tarpit.h"
 
 namespace origin {
 
@@ -51,6 +52,14 @@ struct OriginConfig {
   // In-process cache of redirect answers (link_cache.h).
   std::size_t link_cache_max_bytes = std::size_t{160} << 20;
   std::chrono::milliseconds link_cache_negative_ttl{5000};
+  // Clients answered "unknown code" faster than a threshold get those answers
+  // late (scanner_tarpit.h): SCANNER_THRESHOLD, SCANNER_DELAY_MS,
+  // SCANNER_TRACKED_CLIENTS.
+  ScannerTarpitOptions scanner;
+  // INGEST_NICE: the nice value (and SCHED_BATCH) of the in-process
+  // ingester's threads, so ingesting yields the cores to redirects; 0 runs
+  // them like the io threads.
+  int ingest_nice = 10;
 
   // Observability: who may GET /metrics (METRICS_ALLOW, default loopback) and
   // which requests get an access-log line (ACCESS_LOG, ACCESS_LOG_SLOW_MS).
@@ -72,7 +81,8 @@ struct OriginConfig {
 // JOURNAL_DIR, ORIGIN_INSTANCE, JOURNAL_MAX_BYTES, JOURNAL_MAX_AGE_S,
 // VISIT_IP_MODE, METRICS_ALLOW, ACCESS_LOG, ACCESS_LOG_SLOW_MS, OPEN_SHORTEN,
 // RATE_LIMIT_CREATE_PER_IP_PER_MIN, RATE_LIMIT_CREATE_PER_KEY_PER_MIN, TRUSTED_PROXIES,
-// API_KEY_CACHE_TTL_MS, RATE_LIMIT_CLEANUP_INTERVAL_S, the database variables, DATABASE_READ_URL
+// API_KEY_CACHE_TTL_MS, RATE_LIMIT_CLEANUP_INTERVAL_S, SCANNER_THRESHOLD, SCANNER_DELAY_MS,
+// SCANNER_TRACKED_CLIENTS, INGEST_NICE, the database variables, DATABASE_READ_URL
 // and DB_READ_POOL_SIZE. Throws core::ConfigError naming the variable.
 OriginConfig load_origin_config(const core::Env& env);
 
