@@ -160,7 +160,7 @@ NginxMap render_nginx_map(const PreparedEntries& prepared, const NginxMapOptions
   out += "# One map per first character: nginx compares each new map value with the\n";
   out += "# earlier ones of its map in a fixed 10007-slot table, which costs O(n^2) at\n";
   out += "# load time; smaller maps keep a reload of 1M entries fast.\n";
-  out += "map $edge_code $edge_code_lead {\n    default \"\";\n    \"~^(.)\" $1;\n}\n";
+  out += "# $edge_code_lead (the code's first character) comes from nginx/edge.conf.template.\n";
   out += "map $edge_code_lead $edge_entry {\n    default \"\";\n";
   for (const auto& [lead, entries] : partitions) {
     out += "    ";

@@ -87,7 +87,8 @@ struct NginxMap {
   // edge_map.conf: the map_hash_* directives, then maps that define
   // $edge_entry from $edge_code: one map per first character of the code
   // (nginx's load time grows with the square of the distinct values in one
-  // map), selected by a small map on that character.
+  // map), selected by a small map on that character, $edge_code_lead, which
+  // nginx/edge.conf.template defines (with $edge_code, from one regex).
   std::string content;
   std::size_t entries = 0;
   std::vector<Exclusion> exclusions;  // output "nginx"
