@@ -860,6 +860,7 @@ class LogFollower final : public Ingester::Follower {
         check_identity(rotated->reader.fd(), rotated->inode, cp, true) == Identity::kSame) {
       push(std::move(*rotated), cp.offset, &cp);
       if (current) {
+        push_rotated_between(cp.inode, current->inode);
         push(std::move(*current), 0, nullptr);
         // We cannot tell when it was rotated: drain it, then move on.
         rotated_at_ = SteadyClock::now() - options_.rotation_grace;
@@ -983,8 +984,35 @@ class LogFollower final : public Ingester::Follower {
     }
     log_event("info", "log file rotated; draining the renamed file",
               {{"source", source_name_}, {"file", path_}});
+    push_rotated_between(files_.back().inode, file->inode);
     push(std::move(*file), 0, nullptr);
     if (!rotated_at_) rotated_at_ = now;
+  }
+
+  // When PATH was rotated more than once since we last looked (a slow
+  // transaction, a stopped ingester), nginx also wrote to the files that
+  // were at PATH in between. logrotate's numbered names shift by one per
+  // rotation, so those are the PATH.k in front of the one holding `older`
+  // (the file we were reading): pushed oldest first. Nothing is pushed when
+  // `older` is not under a numbered name (dated names, compressed): then
+  // nothing tells which files came between.
+  void push_rotated_between(std::uint64_t older, std::uint64_t newer) {
+    std::vector<TrackedFile> between;  // newest first
+    for (int k = 1; k <= kMaxNumberedRotations; ++k) {
+      std::optional<TrackedFile> file = open_tracked(path_ + "." + std::to_string(k));
+      if (!file) return;
+      if (file->inode == older) {
+        for (auto it = between.rbegin(); it != between.rend(); ++it) {
+          log_event(
+              "warn",
+              "log file rotated more than once since the last read; reading the file in between",
+              {{"source", source_name_}, {"file", it->path}});
+          push(std::move(*it), 0, nullptr);
+        }
+        return;
+      }
+      if (file->inode != newer) between.push_back(std::move(*file));
+    }
   }
 
   // Truncated (shorter than our position) or replaced (other first bytes,
@@ -1004,6 +1032,8 @@ class LogFollower final : public Ingester::Follower {
       file.restart_at(0, nullptr);
     }
   }
+
+  static constexpr int kMaxNumberedRotations = 20;
 
   const std::string path_;
   const IngesterOptions& options_;

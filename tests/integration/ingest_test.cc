@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -493,6 +494,63 @@ TEST(IngestRotation, FirstStartAlsoReadsTheFileRotatedJustBefore) {
   ASSERT_TRUE(run.exit.has_value() && run.exit->success()) << run.describe();
   EXPECT_EQ(counters_of(run, "edge").integer("lines_ingested"), 0) << run.err;
   expect_exactly(db.url(), 100);
+}
+
+// logrotate's way, done twice before the ingester looks again: the file it
+// was reading is PATH.2, the one nginx wrote in between PATH.1.
+void rotate_twice_with_lines_in_between(const std::string& log) {
+  fs::rename(log, log + ".1");
+  write_lines(log, "between-", 0, 40);
+  fs::rename(log + ".1", log + ".2");
+  fs::rename(log, log + ".1");
+  write_lines(log, "latest-", 0, 30);
+}
+
+TEST(IngestRotation, TwoRotationsBetweenRunsLoseNoFile) {
+  TestDatabase db;
+  insert_links(db.url(), 10);
+  TempDir dir;
+  const std::string log = dir / "edge.jsonl";
+  const std::vector<std::string> sources = {"--source", "edge=" + log};
+  write_lines(log, "first-", 0, 50);
+  CommandResult run = ingest_once(db.url(), sources);
+  ASSERT_TRUE(run.exit.has_value() && run.exit->success()) << run.describe();
+  expect_exactly(db.url(), 50);
+
+  write_lines(log, "first-", 50, 70);  // after the checkpoint, before the rotations
+  rotate_twice_with_lines_in_between(log);
+  run = ingest_once(db.url(), sources);
+  ASSERT_TRUE(run.exit.has_value() && run.exit->success()) << run.describe();
+  EXPECT_EQ(counters_of(run, "edge").integer("lines_ingested"), 20 + 40 + 30) << run.err;
+  EXPECT_NE(run.err.find("reading the file in between"), std::string::npos) << run.err;
+  expect_exactly(db.url(), 140);
+}
+
+TEST(IngestRotation, TwoRotationsWhileTheFollowerIsStoppedLoseNoFile) {
+  TestDatabase db;
+  insert_links(db.url(), 10);
+  TempDir dir;
+  const std::string log = dir / "edge.jsonl";
+  write_lines(log, "first-", 0, 50);
+  IngestProcess ingest(db.url(), {"--source", "edge=" + log}, {{"INGEST_ROTATION_GRACE_MS", "200"}},
+                       dir / "ingest.log");
+  std::int64_t seen = -1;
+  ASSERT_TRUE(wait_for_number(db.url(), "SELECT count(*) FROM visits", 50, 30s, &seen))
+      << seen << "; log:\n"
+      << ingest.log();
+
+  // Stopped (as by a long transaction) while nginx's log turns twice.
+  ASSERT_EQ(::kill(ingest.process().pid(), SIGSTOP), 0);
+  write_lines(log, "first-", 50, 70);
+  rotate_twice_with_lines_in_between(log);
+  ASSERT_EQ(::kill(ingest.process().pid(), SIGCONT), 0);
+
+  ASSERT_TRUE(wait_for_number(db.url(), "SELECT count(*) FROM visits", 140, 30s, &seen))
+      << seen << " visits of 140; log:\n"
+      << ingest.log();
+  std::this_thread::sleep_for(500ms);  // nothing more may arrive
+  expect_exactly(db.url(), 140);
+  EXPECT_EQ(count_of(ingest.log(), "reading the file in between"), 1u) << ingest.log();
 }
 
 TEST(IngestRotation, ReportsTruncatedAndReplacedFilesAndIngestsTheirNewContent) {
