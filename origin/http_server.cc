@@ -24,6 +24,7 @@
 #include "core/code.h"
 #include "core/json.h"
 #include "core/visit_record.h"
+#include "origin/client_ip.h"
 #include "origin/journal.h"
 #include "origin/log.h"
 #include "origin/metrics.h"
@@ -236,6 +237,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // asynchronous write only when the socket buffer is full.
     socket_.non_blocking(true, ec);
     visit_.ip = core::anonymize_ip(client_ip_, server_.config.ip_mode);
+    if (auto peer = parse_ip(client_ip_); peer && server_.config.trusted_proxies.contains(*peer)) {
+      trusted_peer_ = peer;
+    }
     visit_.source = std::string(core::kSourceOrigin);
     wait_for_request();
   }
@@ -431,11 +435,27 @@ class Session : public std::enable_shared_from_this<Session> {
     request.request_id = request_id();
     request.authorization = std::string(req[http::field::authorization]);
     request.api_key = std::string(req["X-Api-Key"]);
-    for (auto [it, end] = req.equal_range("X-Forwarded-For"); it != end; ++it) {
-      if (!request.forwarded_for.empty()) request.forwarded_for += ", ";
-      request.forwarded_for.append(it->value().data(), it->value().size());
-    }
+    request.forwarded_for = forwarded_for(req);
     return request;
+  }
+
+  static std::string forwarded_for(const http::request<http::string_body>& req) {
+    std::string joined;
+    for (auto [it, end] = req.equal_range("X-Forwarded-For"); it != end; ++it) {
+      if (!joined.empty()) joined += ", ";
+      joined.append(it->value().data(), it->value().size());
+    }
+    return joined;
+  }
+
+  // The address visits and access lines record, as VISIT_IP_MODE stores it:
+  // behind a trusted proxy, the client it forwards for (as for rate limits).
+  std::string recorded_ip() const {
+    if (!trusted_peer_) return core::anonymize_ip(client_ip_, server_.config.ip_mode);
+    return core::anonymize_ip(
+        format_ip(client_address(*trusted_peer_, forwarded_for(parser_->get()),
+                                 server_.config.trusted_proxies)),
+        server_.config.ip_mode);
   }
 
   // The request's X-Request-Id when it sent a valid one, else a new id.
@@ -463,8 +483,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const http::request<http::string_body>& req = parser_->get();
     log_access(request_id_, to_std(req.method_string()), to_std(req.target()),
                metrics::route_name(route), status,
-               std::chrono::duration<double, std::milli>(elapsed).count(),
-               core::anonymize_ip(client_ip_, server_.config.ip_mode));
+               std::chrono::duration<double, std::milli>(elapsed).count(), recorded_ip());
   }
 
   // A cache miss. The first session to miss a code loads it on a database
@@ -558,6 +577,7 @@ class Session : public std::enable_shared_from_this<Session> {
     visit_.user_agent.assign(to_std(req[http::field::user_agent]));
     visit_.referrer.assign(to_std(req[http::field::referer]));
     visit_.status = status;
+    if (trusted_peer_) visit_.ip = recorded_ip();
     if (worker_.journal->append(core::format_visit_line(visit_))) return;
     ++worker_.journal_failures;
     const auto now = std::chrono::steady_clock::now();
@@ -695,6 +715,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Worker& worker_;
   HttpServer::Impl& server_;
   std::string client_ip_;
+  // The peer, when it is in TRUSTED_PROXIES (visits then record the client).
+  std::optional<IpAddress> trusted_peer_;
   Clock::time_point started_{};  // first byte of the current request
   std::string request_id_;       // of the current request; "" until known
   // Reused by every request of the session, so a cached redirect allocates
@@ -702,7 +724,7 @@ class Session : public std::enable_shared_from_this<Session> {
   RedirectLookup lookup_;
   std::string location_;
   std::string out_;
-  core::VisitRecord visit_;  // ip and source set once per session
+  core::VisitRecord visit_;  // source set once per session, ip too unless trusted_peer_
   bool idle_ = false;
   bool keep_alive_ = true;
   bool head_ = false;
