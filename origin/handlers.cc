@@ -328,7 +328,9 @@ HttpResponse Api::create_link(const HttpRequest& request) {
   auto parsed = parse_create_request(request.body, url_policy_, core::now_ms());
   if (auto* e = std::get_if<ApiError>(&parsed)) return error_response(*e);
   NewLink& new_link = std::get<NewLink>(parsed);
-  if (config_.create_per_ip_per_min > 0) {
+  const bool exempt = config_.rate_limit_exempt_admin &&
+                      caller.outcome == Authenticator::Outcome::kValid && caller.identity.admin;
+  if (config_.create_per_ip_per_min > 0 && !exempt) {
     std::optional<IpAddress> peer = parse_ip(request.client_ip);
     new_link.limits.push_back({peer ? rate_limit_subject(client_address(
                                           *peer, request.forwarded_for, config_.trusted_proxies))
@@ -337,7 +339,7 @@ HttpResponse Api::create_link(const HttpRequest& request) {
   }
   if (caller.outcome == Authenticator::Outcome::kValid) {
     new_link.owner_key_id = caller.identity.id;
-    if (config_.create_per_key_per_min > 0) {
+    if (config_.create_per_key_per_min > 0 && !exempt) {
       new_link.limits.push_back(
           {"key:" + std::to_string(caller.identity.id), config_.create_per_key_per_min});
     }

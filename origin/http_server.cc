@@ -241,6 +241,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // asynchronous write only when the socket buffer is full.
     socket_.non_blocking(true, ec);
     visit_.ip = core::anonymize_ip(client_ip_, server_.config.ip_mode);
+    if (peer_ && server_.config.trusted_proxies.contains(*peer_)) trusted_peer_ = peer_;
     visit_.source = std::string(core::kSourceOrigin);
     wait_for_request();
   }
@@ -441,6 +442,15 @@ class Session : public std::enable_shared_from_this<Session> {
     return request;
   }
 
+  // The address visits and access lines record, as VISIT_IP_MODE stores it:
+  // behind a trusted proxy, the client it forwards for (as for rate limits).
+  std::string recorded_ip() const {
+    if (!trusted_peer_) return core::anonymize_ip(client_ip_, server_.config.ip_mode);
+    return core::anonymize_ip(
+        format_ip(client_address(*trusted_peer_, forwarded_for(), server_.config.trusted_proxies)),
+        server_.config.ip_mode);
+  }
+
   // The request's X-Request-Id when it sent a valid one, else a new id.
   const std::string& request_id() {
     if (!request_id_.empty()) return request_id_;
@@ -467,8 +477,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const http::request<http::string_body>& req = parser_->get();
     log_access(request_id_, to_std(req.method_string()), to_std(req.target()),
                metrics::route_name(route), status,
-               std::chrono::duration<double, std::milli>(elapsed).count(),
-               core::anonymize_ip(client_ip_, server_.config.ip_mode));
+               std::chrono::duration<double, std::milli>(elapsed).count(), recorded_ip());
   }
 
   // A cache miss. The first session to miss a code loads it on a database
@@ -604,6 +613,7 @@ class Session : public std::enable_shared_from_this<Session> {
     visit_.user_agent.assign(to_std(req[http::field::user_agent]));
     visit_.referrer.assign(to_std(req[http::field::referer]));
     visit_.status = status;
+    if (trusted_peer_) visit_.ip = recorded_ip();
     if (worker_.journal->append(core::format_visit_line(visit_))) return;
     ++worker_.journal_failures;
     const auto now = std::chrono::steady_clock::now();
@@ -741,7 +751,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Worker& worker_;
   HttpServer::Impl& server_;
   std::string client_ip_;
-  std::optional<IpAddress> peer_;            // client_ip_ parsed
+  std::optional<IpAddress> peer_;  // client_ip_ parsed
+  // The peer, when it is in TRUSTED_PROXIES (visits then record the client).
+  std::optional<IpAddress> trusted_peer_;
   Clock::time_point started_{};              // first byte of the current request
   Clock::duration held_{};                   // how long the tarpit held its answer
   std::optional<DeadlineTimer> hold_timer_;  // made when first needed
@@ -751,7 +763,7 @@ class Session : public std::enable_shared_from_this<Session> {
   RedirectLookup lookup_;
   std::string location_;
   std::string out_;
-  core::VisitRecord visit_;  // ip and source set once per session
+  core::VisitRecord visit_;  // source set once per session, ip too unless trusted_peer_
   bool idle_ = false;
   bool keep_alive_ = true;
   bool head_ = false;

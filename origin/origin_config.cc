@@ -145,6 +145,7 @@ OriginConfig load_origin_config(const core::Env& env) {
       static_cast<int>(env.integer("RATE_LIMIT_CREATE_PER_IP_PER_MIN", 1000, 0, 1000000000));
   config.create_per_key_per_min =
       static_cast<int>(env.integer("RATE_LIMIT_CREATE_PER_KEY_PER_MIN", 1000, 0, 1000000000));
+  config.rate_limit_exempt_admin = env.boolean("RATE_LIMIT_EXEMPT_ADMIN", false);
   try {
     config.trusted_proxies = TrustedProxies::parse(env.text("TRUSTED_PROXIES", ""));
   } catch (const std::invalid_argument& e) {

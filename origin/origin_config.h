@@ -72,6 +72,9 @@ struct OriginConfig {
   int create_per_ip_per_min = 1000;   // 0: no per-IP limit
   int create_per_key_per_min = 1000;  // 0: no per-key limit
   TrustedProxies trusted_proxies;     // whose X-Forwarded-For is believed
+  // RATE_LIMIT_EXEMPT_ADMIN: creations with an admin key count against
+  // neither limit (operators importing links in bulk). Off by default.
+  bool rate_limit_exempt_admin = false;
   std::chrono::milliseconds api_key_cache_ttl{5000};
   std::chrono::seconds rate_limit_cleanup_interval{30};  // old windows deleted this often
 };

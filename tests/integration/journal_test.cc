@@ -99,6 +99,71 @@ TEST(VisitJournal, UnknownAndGoneCodesAreJournaledAsWell) {
   EXPECT_EQ(seen[1], std::make_pair(std::string("never-created"), 404));
 }
 
+// The addresses journaled, in order, for requests sent over one keep-alive
+// connection (one io thread, so one journal file, written in order) to an
+// origin started with `env`: for each request, its target and X-Forwarded-For
+// ("" sends none). The first request of "/proxied" is a cache miss answered
+// from the database, the later ones come from the cache.
+std::vector<std::string> journaled_ips(
+    const Environment& env, const std::vector<std::pair<std::string, std::string>>& requests,
+    std::string* log = nullptr) {
+  TestDatabase db;
+  OriginProcess origin(db.url(), env);
+  HttpClient client = origin.client();
+  create_link(client, "proxied");
+  for (const auto& [target, forwarded_for] : requests) {
+    Headers headers;
+    if (!forwarded_for.empty()) headers["X-Forwarded-For"] = forwarded_for;
+    const Response r = client.get(target, headers);
+    EXPECT_TRUE(r.status == 307 || r.status == 404) << target << ": " << r.summary();
+  }
+  std::vector<std::string> ips;
+  for (const auto& line : journal_lines(origin.journal_dir())) {
+    auto parsed = core::parse_visit_line(line);
+    EXPECT_TRUE(std::holds_alternative<core::VisitRecord>(parsed)) << line;
+    if (auto* visit = std::get_if<core::VisitRecord>(&parsed)) ips.push_back(visit->ip);
+  }
+  if (log != nullptr) *log = read_text(origin.log_path());
+  return ips;
+}
+
+TEST(VisitJournal, BehindATrustedProxyTheForwardedClientIsRecorded) {
+  const std::vector<std::pair<std::string, std::string>> requests = {
+      {"/proxied", "203.0.113.7"},                // database path
+      {"/proxied", "198.51.100.99, 192.0.2.44"},  // cached; the left-most could be forged
+      {"/proxied", "2001:db8::5"},
+      {"/proxied", ""},                             // the proxy's own request
+      {"/unknown-code", "203.0.113.7, 127.0.0.1"},  // a trusted hop is skipped
+  };
+  std::string log;
+  EXPECT_EQ(
+      journaled_ips(
+          {{"TRUSTED_PROXIES", "127.0.0.1"}, {"VISIT_IP_MODE", "full"}, {"ACCESS_LOG", "all"}},
+          requests, &log),
+      (std::vector<std::string>{"203.0.113.7", "192.0.2.44", "2001:db8::5", "127.0.0.1",
+                                "203.0.113.7"}));
+  EXPECT_NE(log.find(R"("path":"/proxied","route":"redirect","status":307)"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find(R"("ip":"192.0.2.44")"), std::string::npos)
+      << "access lines record the same client\n"
+      << log;
+  // VISIT_IP_MODE applies to the forwarded address as to a peer.
+  EXPECT_EQ(journaled_ips({{"TRUSTED_PROXIES", "127.0.0.0/8"}}, requests),
+            (std::vector<std::string>{"203.0.113.0", "192.0.2.0", "2001:db8::", "127.0.0.0",
+                                      "203.0.113.0"}));
+  EXPECT_EQ(journaled_ips({{"TRUSTED_PROXIES", "127.0.0.1"}, {"VISIT_IP_MODE", "none"}}, requests),
+            (std::vector<std::string>(5, "")));
+}
+
+TEST(VisitJournal, ForwardedForFromAnUntrustedPeerIsIgnored) {
+  EXPECT_EQ(journaled_ips({{"TRUSTED_PROXIES", "10.0.0.0/8"}, {"VISIT_IP_MODE", "full"}},
+                          {{"/proxied", "203.0.113.7"}, {"/proxied", "203.0.113.7"}}),
+            (std::vector<std::string>{"127.0.0.1", "127.0.0.1"}));
+  EXPECT_EQ(journaled_ips({{"VISIT_IP_MODE", "full"}}, {{"/proxied", "203.0.113.7"}}),
+            (std::vector<std::string>{"127.0.0.1"}))
+      << "no TRUSTED_PROXIES: nobody is believed";
+}
+
 TEST(VisitJournal, KillNineAfterRedirectsLosesNoVisit) {
   TestDatabase db;
   OriginProcess origin(db.url());

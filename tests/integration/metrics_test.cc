@@ -307,6 +307,61 @@ TEST(Metrics, PoolWaitsAndOverflowAreCounted) {
             1);
 }
 
+// Requests never wait for a connection (there are as many database workers
+// as connections); the rate-limit janitor, running on its own thread, does
+// when a request holds the only one. A create blocked on a table lock holds
+// it while the janitor (every second) waits.
+TEST(Metrics, PoolWaitsAreCountedWhileAllConnectionsAreLent) {
+  TestDatabase db;
+  OriginProcess origin(db.url(), {{"DB_POOL_SIZE", "1"},
+                                  {"DB_MAX_OVERFLOW", "0"},
+                                  {"RATE_LIMIT_CLEANUP_INTERVAL_S", "1"},
+                                  {"DB_ACQUIRE_TIMEOUT_MS", "20000"},
+                                  {"DB_STATEMENT_TIMEOUT_MS", "30000"}});
+  ASSERT_TRUE(origin.wait_ready()) << origin.log_tail();
+  HttpClient client = origin.client();
+  const Exposition before = scrape(client);
+  ASSERT_GE(before.value("origin_db_pool_waits_total"), 0);
+  Response created;
+  {
+    pqxx::connection locker(db.url());
+    pqxx::work lock_txn(locker);
+    lock_txn.exec("LOCK TABLE links IN ACCESS EXCLUSIVE MODE");
+    std::thread create([&origin, &created] {
+      HttpClient c = origin.client(60s);
+      created = c.post_json("/api/links", R"({"url":"https://example.com/waited"})");
+    });
+    // The janitor's next run finds the connection lent out and waits.
+    double waiting = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (waiting < 1 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(100ms);
+      waiting = scrape(client).value("origin_db_pool_waiting");
+    }
+    const Exposition during = scrape(client);
+    lock_txn.abort();
+    create.join();
+    EXPECT_EQ(waiting, 1) << "a waiter seen within 20 s";
+    EXPECT_EQ(during.value("origin_db_pool_in_use"), 1) << "the create holds the connection";
+    EXPECT_GE(
+        during.value("origin_db_pool_waits_total") - before.value("origin_db_pool_waits_total"), 1);
+  }
+  EXPECT_EQ(created.status, 201) << created.summary();
+  // The woken waiter leaves the gauge once it runs: moments after the
+  // create's answer, or later on a loaded machine.
+  Exposition after = scrape(client);
+  for (int i = 0; i < 100 && after.value("origin_db_pool_waiting") != 0; ++i) {
+    std::this_thread::sleep_for(100ms);
+    after = scrape(client);
+  }
+  EXPECT_EQ(after.value("origin_db_pool_waiting"), 0) << "within 10 s of the create";
+  EXPECT_GE(after.value("origin_db_pool_waits_total") - before.value("origin_db_pool_waits_total"),
+            1);
+  EXPECT_EQ(after.value("origin_db_pool_timeouts_total"),
+            before.value("origin_db_pool_timeouts_total"))
+      << "the waiter got the connection once the create released it";
+}
+
 // `origin ingest` runs apart from the service: it leaves its metrics in a
 // textfile for node_exporter.
 TEST(Metrics, IngestCommandWritesATextfile) {

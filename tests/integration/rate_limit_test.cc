@@ -194,6 +194,57 @@ TEST(RateLimit, ForwardedForCountsOnlyFromATrustedProxy) {
       "6\n");
 }
 
+// RATE_LIMIT_EXEMPT_ADMIN=true: creations with an admin key are neither
+// limited nor counted (an operator's bulk import); other keys, and requests
+// without a key, keep both limits. Off by default: admin keys are limited.
+TEST(RateLimit, AdminKeysAreExemptOnlyWhenConfigured) {
+  TestDatabase db;
+  const Environment limits = {{"RATE_LIMIT_CREATE_PER_IP_PER_MIN", "5"},
+                              {"RATE_LIMIT_CREATE_PER_KEY_PER_MIN", "3"},
+                              {"OPEN_SHORTEN", "true"}};
+  Environment exempting = limits;
+  exempting["RATE_LIMIT_EXEMPT_ADMIN"] = "true";
+  OriginProcess origin(db.url(), exempting);
+  const CommandResult made =
+      run_origin({"keys", "create", "--name", "user"}, {{"DATABASE_URL", db.url()}});
+  ASSERT_TRUE(made.exit && made.exit->success()) << made.describe();
+  const std::string user_key = made.out.substr(0, made.out.find('\n'));
+  wait_ready(origin);
+  wait_for_room_in_window(db.url(), 30s);
+
+  HttpClient admin = origin.client();
+  for (int i = 0; i < 12; ++i) {
+    const Response r = create(admin);
+    ASSERT_EQ(r.status, 201) << "admin create " << i << ": " << r.summary();
+  }
+  EXPECT_EQ(query_text(db.url(), "SELECT count(*) FROM rate_limit_counters"), "0\n")
+      << "exempt creations are not counted";
+  // A user key from the same address: its own limit (3) bites first.
+  HttpClient user = origin.anonymous_client();
+  const Headers as_user = {{"Authorization", "Bearer " + user_key}};
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(create(user, as_user).status, 201) << i;
+  const Response over_key = create(user, as_user);
+  EXPECT_EQ(over_key.status, 429) << over_key.summary();
+  EXPECT_NE(over_key.body.find("with this API key"), std::string::npos) << over_key.body;
+  // Without a key (open mode) only the address counts: 4 attempts so far.
+  EXPECT_EQ(create(user).status, 201);
+  const Response over_ip = create(user);
+  EXPECT_EQ(over_ip.status, 429) << over_ip.summary();
+  EXPECT_NE(over_ip.body.find("from this address"), std::string::npos) << over_ip.body;
+  EXPECT_EQ(create(admin).status, 201) << "the admin key still creates once the address is over";
+
+  // The same limits without the setting: the admin key is limited like any.
+  TestDatabase db2;
+  OriginProcess strict(db2.url(), limits);
+  wait_ready(strict);
+  wait_for_room_in_window(db2.url(), 20s);
+  HttpClient strict_admin = strict.client();
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(create(strict_admin).status, 201) << i;
+  const Response refused = create(strict_admin);
+  EXPECT_EQ(refused.status, 429) << refused.summary();
+  EXPECT_NE(refused.body.find("with this API key"), std::string::npos) << refused.body;
+}
+
 TEST(RateLimit, OldWindowsAreDeleted) {
   TestDatabase db;
   OriginProcess origin(db.url(), {{"RATE_LIMIT_CLEANUP_INTERVAL_S", "1"}});

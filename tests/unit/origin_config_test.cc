@@ -1,4 +1,4 @@
-// DATABASE_READ_URL and DB_READ_POOL_SIZE in load_origin_config.
+// load_origin_config: DATABASE_READ_URL and DB_READ_POOL_SIZE, RATE_LIMIT_EXEMPT_ADMIN.
 #include "origin/origin_config.h"
 
 #include <gtest/gtest.h>
@@ -47,6 +47,20 @@ TEST(OriginConfig, ReadPoolSizeIsValidatedAndNamed) {
     } catch (const core::ConfigError& e) {
       EXPECT_NE(std::string(e.what()).find("DB_READ_POOL_SIZE"), std::string::npos) << bad;
     }
+  }
+}
+
+TEST(OriginConfig, AdminKeysAreRateLimitedUnlessExemptedExplicitly) {
+  EXPECT_FALSE(load_origin_config(env_of({})).rate_limit_exempt_admin);
+  EXPECT_TRUE(
+      load_origin_config(env_of({{"RATE_LIMIT_EXEMPT_ADMIN", "true"}})).rate_limit_exempt_admin);
+  EXPECT_FALSE(
+      load_origin_config(env_of({{"RATE_LIMIT_EXEMPT_ADMIN", "false"}})).rate_limit_exempt_admin);
+  try {
+    load_origin_config(env_of({{"RATE_LIMIT_EXEMPT_ADMIN", "admins"}}));
+    ADD_FAILURE() << "accepted RATE_LIMIT_EXEMPT_ADMIN=admins";
+  } catch (const core::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("RATE_LIMIT_EXEMPT_ADMIN"), std::string::npos);
   }
 }
 
