@@ -73,6 +73,7 @@ struct alignas(64) LinkCache::Shard {
   std::size_t entries = 0;
   std::size_t bytes = 0;  // entry charges plus the bucket array
   std::uint64_t generation = 0;
+  std::uint64_t created_generation = 0;  // bumped by invalidate_negative()
   std::uint64_t hits = 0;
   std::uint64_t negative_hits = 0;
   std::uint64_t misses = 0;
@@ -256,7 +257,7 @@ LinkCache::LoadToken LinkCache::begin_load(std::string_view code) {
   const std::size_t index = (hash_of(code) >> 32) & shard_mask_;
   Shard& shard = shards_[index];
   std::lock_guard<std::mutex> lock(shard.mu);
-  return LoadToken(index, shard.generation);
+  return LoadToken(index, shard.generation, shard.created_generation);
 }
 
 bool LinkCache::put_positive(std::string_view code, const LoadToken& token,
@@ -297,8 +298,10 @@ bool LinkCache::insert(std::string_view code, const LoadToken& token, const Redi
   }
 
   std::unique_lock<std::mutex> lock(shard.mu);
-  if (token.generation_ != shard.generation) ++shard.stale_puts;
-  if (token.generation_ != shard.generation || !usable()) {
+  const bool stale = token.generation_ != shard.generation ||
+                     (redirect == nullptr && token.created_generation_ != shard.created_generation);
+  if (stale) ++shard.stale_puts;
+  if (stale || !usable()) {
     lock.unlock();
     Entry::destroy(fresh);
     return false;
@@ -334,6 +337,19 @@ void LinkCache::invalidate(std::string_view code) {
     ++shard.generation;
     Entry** link = shard.find(code, static_cast<std::uint32_t>(hash));
     if (*link != nullptr) removed = shard.unlink(link);
+  }
+  if (removed != nullptr) Entry::destroy(removed);
+}
+
+void LinkCache::invalidate_negative(std::string_view code) {
+  const std::uint64_t hash = hash_of(code);
+  Shard& shard = shards_[(hash >> 32) & shard_mask_];
+  Entry* removed = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    ++shard.created_generation;
+    Entry** link = shard.find(code, static_cast<std::uint32_t>(hash));
+    if (*link != nullptr && ((*link)->flags & kNegative) != 0) removed = shard.unlink(link);
   }
   if (removed != nullptr) Entry::destroy(removed);
 }

@@ -8,7 +8,8 @@
 //  2. A put_*() whose token was taken before the last invalidate() of any code
 //     in the same shard, or before the last clear(), changes nothing: a load
 //     that read the database before a change cannot cache the old answer
-//     after the change was announced.
+//     after the change was announced. Likewise a put_negative() whose token
+//     was taken before the last invalidate_negative() in the shard.
 //  3. A negative entry never answers at or after its expiry, nor at a `now`
 //     before the one it was put with (the wall clock stepped back).
 //  4. Positive entries do not expire by time: they hold data that stays true
@@ -69,10 +70,11 @@ class LinkCache {
 
    private:
     friend class LinkCache;
-    LoadToken(std::size_t shard, std::uint64_t generation)
-        : shard_(shard), generation_(generation) {}
+    LoadToken(std::size_t shard, std::uint64_t generation, std::uint64_t created_generation)
+        : shard_(shard), generation_(generation), created_generation_(created_generation) {}
     std::size_t shard_ = static_cast<std::size_t>(-1);
     std::uint64_t generation_ = 0;
+    std::uint64_t created_generation_ = 0;  // refuses only put_negative()
   };
 
   struct Stats {
@@ -116,6 +118,13 @@ class LinkCache {
   // Drops the entry for `code` and makes every load of a code in its shard
   // that began before this call unable to insert.
   void invalidate(std::string_view code);
+  // A code was created (NOTIFY link_created): drops a negative entry for it,
+  // and refuses negative puts of loads begun before. A positive entry, or a
+  // positive put in flight, stays: it was read after the insert committed
+  // (nothing existed to read before), so the insert cannot have made it
+  // stale. This is what keeps a campaign's first burst at one lookup when
+  // the insert's own notification arrives while that lookup runs.
+  void invalidate_negative(std::string_view code);
 
   // Drops every entry and makes every load that began before unable to insert.
   void clear();

@@ -92,7 +92,8 @@ int serve() {
         authenticator.forget_all();
       },
       std::chrono::milliseconds(250),
-      {{"api_key_changed", [&authenticator](const std::string&) { authenticator.forget_all(); }}});
+      {{"api_key_changed", [&authenticator](const std::string&) { authenticator.forget_all(); }},
+       {"link_created", [&cache](const std::string& code) { cache.invalidate_negative(code); }}});
   if (!listener.wait_until_listening(std::chrono::seconds(2))) {
     origin::log_event("warn", "not listening for changes yet; serving anyway");
   }

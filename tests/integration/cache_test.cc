@@ -58,8 +58,8 @@ TEST(OriginCache, AChangeThroughOneInstanceIsServedByAnotherWithinOneSecond) {
   HttpClient ca = a.client();
   HttpClient cb = b.client();
   const std::string code = create(ca, R"({"url":"https://example.com/v1"})");
-  // The creation's own NOTIFY may still be on its way to b and evict what b
-  // cached first; wait until b answers from its cache.
+  // Wait until b answers from its cache (the creation's NOTIFY, on
+  // link_created, leaves a positive entry alone).
   auto cached = time_until(
       [&] {
         EXPECT_EQ(cb.get("/" + code).header("location"), "https://example.com/v1");
@@ -78,6 +78,24 @@ TEST(OriginCache, AChangeThroughOneInstanceIsServedByAnotherWithinOneSecond) {
   auto disabled = time_until([&] { return cb.get("/" + code).status == 410; }, 5s);
   ASSERT_TRUE(disabled.has_value()) << "b never stopped redirecting the disabled link";
   EXPECT_LE(*disabled, 1000ms) << "disable reached the other instance";
+}
+
+TEST(OriginCache, ACodeCreatedThroughOneInstanceEndsTheOthersNegativeEntryWithinOneSecond) {
+  TestDatabase db;
+  const Environment long_negative{{"LINK_CACHE_NEGATIVE_TTL_MS", "60000"}};
+  OriginProcess a(db.url(), long_negative);
+  OriginProcess b(db.url(), long_negative);
+  HttpClient ca = a.client();
+  HttpClient cb = b.client();
+  ASSERT_EQ(cb.get("/launch-soon").status, 404);
+  const long long lookups = metric(cb, "origin_redirect_store_lookups_total");
+  ASSERT_EQ(cb.get("/launch-soon").status, 404);
+  ASSERT_EQ(metric(cb, "origin_redirect_store_lookups_total"), lookups) << "b cached the 404";
+
+  create(ca, R"({"url":"https://example.com/launched","alias":"launch-soon"})");
+  auto served = time_until([&] { return cb.get("/launch-soon").status == 307; }, 5s);
+  ASSERT_TRUE(served.has_value()) << "b kept answering 404 for a created code";
+  EXPECT_LE(*served, 1000ms) << "the creation reached the other instance";
 }
 
 TEST(OriginCache, ThousandsOfConcurrentFirstRequestsCostOneDatabaseLookup) {

@@ -226,6 +226,32 @@ TEST(LinkCache, PutFromALoadBegunBeforeAnInvalidateIsIgnored) {
   EXPECT_EQ(out.target, "https://new.example/");
 }
 
+TEST(LinkCache, ACreatedCodeEndsOnlyItsNegativeEntryAndNegativeLoadsInFlight) {
+  LinkCache cache;
+  Redirect out;
+  ASSERT_TRUE(put_missing(cache, "new", kT0));
+  ASSERT_TRUE(put(cache, "kept", sample_redirect()));
+  cache.invalidate_negative("new");
+  cache.invalidate_negative("kept");  // a positive entry cannot be stale by an insert
+  EXPECT_EQ(cache.lookup("new", kT0, &out), LinkCache::Lookup::kMiss);
+  EXPECT_EQ(cache.lookup("kept", kT0, &out), LinkCache::Lookup::kFound);
+
+  // The first lookup of a new code read its row; the insert's notification
+  // arrives before the lookup puts: the positive answer is still cached.
+  LinkCache::LoadToken in_flight = cache.begin_load("burst");
+  cache.invalidate_negative("burst");
+  EXPECT_TRUE(cache.put_positive("burst", in_flight, sample_redirect("https://new.example/")));
+  ASSERT_EQ(cache.lookup("burst", kT0, &out), LinkCache::Lookup::kFound);
+  EXPECT_EQ(out.target, "https://new.example/");
+
+  // A lookup that saw no row before the insert cannot cache "no such code".
+  in_flight = cache.begin_load("late");
+  cache.invalidate_negative("late");
+  EXPECT_FALSE(cache.put_negative("late", in_flight, kT0));
+  EXPECT_EQ(cache.lookup("late", kT0, &out), LinkCache::Lookup::kMiss);
+  EXPECT_EQ(cache.stats().stale_puts, 1u);
+}
+
 TEST(LinkCache, PutFromALoadBegunBeforeAClearIsIgnored) {
   LinkCache cache;
   Redirect out;
