@@ -370,7 +370,7 @@ HttpResponse Api::create_link(const HttpRequest& request) {
   const core::Link& link = std::get<core::Link>(created);
   // This instance may hold a negative entry for the new code; other instances
   // hear of it through NOTIFY.
-  if (cache_ != nullptr) cache_->invalidate(link.code);
+  if (cache_ != nullptr) cache_->invalidate_negative(link.code);
   HttpResponse r = link_response(201, link);
   r.headers.emplace_back("Location", std::string(kLinksPrefix) + link.code);
   return r;
@@ -384,9 +384,9 @@ std::optional<std::string> Api::redirect_code(std::string_view method,
   return std::move(route.code);
 }
 
-bool Api::cached_redirect(std::string_view code, RedirectLookup* out) const {
+bool Api::cached_redirect(std::string_view code, RedirectLookup* out, bool count) const {
   if (cache_ == nullptr) return false;
-  switch (cache_->lookup(code, core::now_ms(), &out->redirect)) {
+  switch (cache_->lookup(code, core::now_ms(), &out->redirect, count)) {
     case LinkCache::Lookup::kFound:
       out->kind = RedirectLookup::Kind::kFound;
       return true;

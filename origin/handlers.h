@@ -86,7 +86,7 @@ class Api {
   // then Cache-Control, no body, visit journaled; that is what
   // render_redirect returns for an active link.
   std::optional<std::string> redirect_code(std::string_view method, std::string_view target) const;
-  bool cached_redirect(std::string_view code, RedirectLookup* out) const;
+  bool cached_redirect(std::string_view code, RedirectLookup* out, bool count = true) const;
   RedirectLookup load_redirect(const std::string& code);
   bool redirect_location(std::string_view target, const RedirectLookup& lookup,
                          std::string* location) const;

@@ -502,6 +502,15 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (!leader) return;
     HttpServer::Impl& server = server_;
+    // A request that missed the cache just before the previous flight of this
+    // code put its answer there and ended leads a new flight: it is answered
+    // from the cache, not by a second database query (the put comes before
+    // the flight ends).
+    if (auto cached = std::make_shared<RedirectLookup>();
+        server.api.cached_redirect(code, cached.get(), /*count=*/false)) {
+      server.redirect_flights.complete(code, cached);
+      return;
+    }
     if (server.pending_db.fetch_add(1) >= server.config.max_pending_db_requests) {
       server.pending_db.fetch_sub(1);
       server.redirect_flights.complete(code, std::make_shared<const RedirectLookup>());

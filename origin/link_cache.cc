@@ -218,29 +218,30 @@ LinkCache::~LinkCache() {
   for (std::size_t i = 0; i < shard_count_; ++i) Shard::destroy_ring(shards_[i].take_ring());
 }
 
-LinkCache::Lookup LinkCache::lookup(std::string_view code, core::TimePoint now, Redirect* out) {
+LinkCache::Lookup LinkCache::lookup(std::string_view code, core::TimePoint now, Redirect* out,
+                                    bool count) {
   const std::uint64_t hash = hash_of(code);
   Shard& shard = shards_[(hash >> 32) & shard_mask_];
   std::lock_guard<std::mutex> lock(shard.mu);
   Entry** link = shard.find(code, static_cast<std::uint32_t>(hash));
   Entry* e = *link;
   if (e == nullptr) {
-    ++shard.misses;
+    shard.misses += count ? 1 : 0;
     return Lookup::kMiss;
   }
   if (e->flags & kNegative) {
     const std::int64_t now_ms = to_ms(now);
     if (now_ms >= e->expiry_ms || e->expiry_ms - now_ms > negative_ttl_.count()) {
       Entry::destroy(shard.unlink(link));
-      ++shard.misses;
+      shard.misses += count ? 1 : 0;
       return Lookup::kMiss;
     }
     e->flags |= kReferenced;
-    ++shard.negative_hits;
+    shard.negative_hits += count ? 1 : 0;
     return Lookup::kNotFound;
   }
   e->flags |= kReferenced;
-  ++shard.hits;
+  shard.hits += count ? 1 : 0;
   out->target.assign(e->target_data(), e->target_size);
   out->status = e->status;
   out->forward_query = (e->flags & kForwardQuery) != 0;

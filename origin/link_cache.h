@@ -102,7 +102,9 @@ class LinkCache {
   // Looks `code` up as of `now`. On kFound copies the entry into *out, reusing
   // out->target's capacity: with a Redirect kept across calls, a hit does not
   // allocate. *out is untouched otherwise.
-  Lookup lookup(std::string_view code, core::TimePoint now, Redirect* out);
+  // `count` false: a second look for a request already counted (stats()
+  // unchanged).
+  Lookup lookup(std::string_view code, core::TimePoint now, Redirect* out, bool count = true);
 
   // Call before reading `code` from the store; pass the token to put_*().
   LoadToken begin_load(std::string_view code);

@@ -252,6 +252,23 @@ TEST(LinkCache, ACreatedCodeEndsOnlyItsNegativeEntryAndNegativeLoadsInFlight) {
   EXPECT_EQ(cache.stats().stale_puts, 1u);
 }
 
+TEST(LinkCache, AnUncountedLookupAnswersLikeACountedOneAndLeavesTheStats) {
+  LinkCache cache;
+  Redirect out;
+  ASSERT_TRUE(put(cache, "hit", sample_redirect()));
+  ASSERT_TRUE(put_missing(cache, "gone", kT0));
+  const LinkCache::Stats before = cache.stats();
+  EXPECT_EQ(cache.lookup("hit", kT0, &out, false), LinkCache::Lookup::kFound);
+  EXPECT_EQ(cache.lookup("gone", kT0, &out, false), LinkCache::Lookup::kNotFound);
+  EXPECT_EQ(cache.lookup("none", kT0, &out, false), LinkCache::Lookup::kMiss);
+  const LinkCache::Stats after = cache.stats();
+  EXPECT_EQ(after.hits, before.hits);
+  EXPECT_EQ(after.negative_hits, before.negative_hits);
+  EXPECT_EQ(after.misses, before.misses);
+  EXPECT_EQ(cache.lookup("none", kT0, &out), LinkCache::Lookup::kMiss);
+  EXPECT_EQ(cache.stats().misses, before.misses + 1);
+}
+
 TEST(LinkCache, PutFromALoadBegunBeforeAClearIsIgnored) {
   LinkCache cache;
   Redirect out;
