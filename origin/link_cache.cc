@@ -329,28 +329,21 @@ bool LinkCache::insert(std::string_view code, const LoadToken& token, const Redi
   return true;
 }
 
-void LinkCache::invalidate(std::string_view code) {
-  const std::uint64_t hash = hash_of(code);
-  Shard& shard = shards_[(hash >> 32) & shard_mask_];
-  Entry* removed = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(shard.mu);
-    ++shard.generation;
-    Entry** link = shard.find(code, static_cast<std::uint32_t>(hash));
-    if (*link != nullptr) removed = shard.unlink(link);
-  }
-  if (removed != nullptr) Entry::destroy(removed);
-}
+void LinkCache::invalidate(std::string_view code) { drop(code, /*negative_only=*/false); }
 
-void LinkCache::invalidate_negative(std::string_view code) {
+void LinkCache::invalidate_negative(std::string_view code) { drop(code, /*negative_only=*/true); }
+
+void LinkCache::drop(std::string_view code, bool negative_only) {
   const std::uint64_t hash = hash_of(code);
   Shard& shard = shards_[(hash >> 32) & shard_mask_];
   Entry* removed = nullptr;
   {
     std::lock_guard<std::mutex> lock(shard.mu);
-    ++shard.created_generation;
+    ++(negative_only ? shard.created_generation : shard.generation);
     Entry** link = shard.find(code, static_cast<std::uint32_t>(hash));
-    if (*link != nullptr && ((*link)->flags & kNegative) != 0) removed = shard.unlink(link);
+    if (*link != nullptr && (!negative_only || ((*link)->flags & kNegative) != 0)) {
+      removed = shard.unlink(link);
+    }
   }
   if (removed != nullptr) Entry::destroy(removed);
 }

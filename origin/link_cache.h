@@ -146,6 +146,10 @@ class LinkCache {
   struct Shard;
 
   bool usable() const { return shard_max_bytes_ >= kMinShardBytes; }
+  // invalidate() and invalidate_negative(): removes the entry for `code`
+  // (only a negative one when `negative_only`) and bumps the generation
+  // that refuses the puts concerned.
+  void drop(std::string_view code, bool negative_only);
   bool insert(std::string_view code, const LoadToken& token, const Redirect* redirect,
               std::int64_t negative_expiry_ms);
 

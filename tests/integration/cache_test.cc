@@ -7,7 +7,6 @@
 #include <atomic>
 #include <chrono>
 #include <pqxx/pqxx>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,16 +20,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-// The value of an unlabelled metric in /metrics, or -1 when absent.
-long long metric(HttpClient& client, const std::string& name) {
-  const Response r = client.get("/metrics");
-  if (r.status != 200) return -1;
-  std::smatch m;
-  const std::regex line("(^|\n)" + name + " ([0-9]+)\n");
-  if (!std::regex_search(r.body, m, line)) return -1;
-  return std::stoll(m[2].str());
-}
 
 std::string create(HttpClient& client, const std::string& json) {
   const Response r = client.post_json("/api/links", json);

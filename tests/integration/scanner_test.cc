@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,16 +32,6 @@ Environment tarpit_env(Environment extra = {}) {
                      {"SCANNER_DELAY_MS", std::to_string(kDelay.count())}};
   for (auto& [name, value] : extra) env[name] = value;
   return env;
-}
-
-// The value of an unlabelled metric in /metrics, or -1 when absent.
-long long metric(HttpClient& client, const std::string& name) {
-  const Response r = client.get("/metrics");
-  if (r.status != 200) return -1;
-  std::smatch m;
-  const std::regex line("(^|\n)" + name + " ([0-9]+)\n");
-  if (!std::regex_search(r.body, m, line)) return -1;
-  return std::stoll(m[2].str());
 }
 
 struct Timed {

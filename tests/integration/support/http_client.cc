@@ -9,6 +9,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
+#include <regex>
 #include <utility>
 
 namespace integration {
@@ -259,6 +260,15 @@ std::optional<bool> JsonBody::boolean(std::string_view path) const {
     return failure("expected no error.field");
   }
   return ::testing::AssertionSuccess();
+}
+
+long long metric(HttpClient& client, const std::string& name) {
+  const Response r = client.get("/metrics");
+  if (r.status != 200) return -1;
+  std::smatch m;
+  const std::regex line("(^|\n)" + name + " ([0-9]+)\n");
+  if (!std::regex_search(r.body, m, line)) return -1;
+  return std::stoll(m[2].str());
 }
 
 }  // namespace integration

@@ -110,4 +110,8 @@ class JsonBody {
 ::testing::AssertionResult IsApiError(const Response& response, int status, std::string_view code,
                                       std::optional<std::string_view> field);
 
+// The value of an unlabelled counter or gauge in GET /metrics, or -1 when the
+// scrape fails or the metric is absent.
+long long metric(HttpClient& client, const std::string& name);
+
 }  // namespace integration
