@@ -2,8 +2,10 @@
 // drops cached answers for a code soon after it changes.
 //
 // The links table trigger runs pg_notify('link_changed', code) for every
-// inserted, updated and deleted row; PostgreSQL delivers it when the
-// transaction commits. Inserts matter too: they end a cached "no such code".
+// updated and deleted row, and pg_notify('link_created', code) for every
+// inserted one (migrations/0004); PostgreSQL delivers them when the
+// transaction commits. Inserts matter too: they end a cached "no such code"
+// (main.cc listens to link_created as an extra channel).
 #pragma once
 
 #include <atomic>
