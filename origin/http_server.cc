@@ -72,6 +72,13 @@ struct Worker {
   std::optional<net::steady_timer> journal_timer;
   std::chrono::steady_clock::time_point next_journal_warning{};
   std::uint64_t journal_failures = 0;
+  // Group write: the visit lines of the answers produced in one turn of the
+  // event loop, and their sessions, each holding its answer until the lines
+  // are written (Session::flush_visits, posted by the first of them).
+  std::string visit_lines;
+  std::size_t visit_count = 0;
+  std::vector<std::shared_ptr<Session>> awaiting_journal;
+  bool visit_flush_posted = false;
   // This thread's request counters (null without a registry) and the state
   // of its request id generator.
   metrics::RequestShard* metrics = nullptr;
@@ -615,7 +622,15 @@ class Session : public std::enable_shared_from_this<Session> {
   // matters more than one count, and /readyz reports the failure so traffic
   // moves to an instance that can record. Visits are only journaled for
   // parsed requests, whose headers stay in parser_ until the next read.
-  void journal_visit(const std::string& code, int status) {
+  //
+  // Group write: the line joins the others of this turn of the event loop,
+  // and the answer (out_, or pending_response_ when set) waits until
+  // flush_visits, posted by the first visit of the turn and so run after
+  // every handler already queued (the other connections the same epoll wait
+  // found ready), has written them all with one write(2). Under load one
+  // system call journals many visits; alone, a visit waits for nothing but
+  // that post.
+  void journal_then_send(const std::string& code, int status, bool close_after) {
     const http::request<http::string_body>& req = parser_->get();
     visit_.time = core::now_ms();
     visit_.code = code;
@@ -623,22 +638,51 @@ class Session : public std::enable_shared_from_this<Session> {
     visit_.referrer.assign(to_std(req[http::field::referer]));
     visit_.status = status;
     if (trusted_peer_) visit_.ip = recorded_ip();
-    if (worker_.journal->append(core::format_visit_line(visit_))) return;
-    ++worker_.journal_failures;
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= worker_.next_journal_warning) {
-      worker_.next_journal_warning = now + std::chrono::seconds(5);
-      log_event("error", "visit not journaled",
-                {{"error", worker_.journal->last_error()},
-                 {"failures_on_thread", std::to_string(worker_.journal_failures)}});
+    worker_.visit_lines += core::format_visit_line(visit_);
+    ++worker_.visit_count;
+    close_after_journal_ = close_after;
+    worker_.awaiting_journal.push_back(shared_from_this());
+    if (worker_.visit_flush_posted) return;
+    worker_.visit_flush_posted = true;
+    net::post(worker_.ioc, [&worker = worker_] { flush_visits(worker); });
+  }
+
+  static void flush_visits(Worker& worker) {
+    std::vector<std::shared_ptr<Session>> waiting;
+    waiting.swap(worker.awaiting_journal);
+    std::string lines;
+    lines.swap(worker.visit_lines);
+    const std::size_t count = std::exchange(worker.visit_count, 0);
+    worker.visit_flush_posted = false;
+    if (!lines.empty() && !worker.journal->append_lines(lines)) {
+      worker.journal_failures += count;
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= worker.next_journal_warning) {
+        worker.next_journal_warning = now + std::chrono::seconds(5);
+        log_event("error", "visit not journaled",
+                  {{"error", worker.journal->last_error()},
+                   {"visits", std::to_string(count)},
+                   {"failures_on_thread", std::to_string(worker.journal_failures)}});
+      }
     }
+    for (const auto& session : waiting) session->send_journaled();
+    // Keep the buffers' capacity for the next turn.
+    waiting.clear();
+    lines.clear();
+    if (worker.awaiting_journal.capacity() == 0) worker.awaiting_journal.swap(waiting);
+    if (worker.visit_lines.capacity() == 0) worker.visit_lines.swap(lines);
+  }
+
+  // The answer held for the journal write.
+  void send_journaled() {
+    if (!pending_response_) return write_out(close_after_journal_);
+    auto res = std::move(pending_response_);
+    write_response(std::move(res), close_after_journal_);
   }
 
   void send(HttpResponse response) {
     RequestLogScope log_scope(request_id());
     response.headers.emplace_back("X-Request-Id", request_id_);
-    if (!response.visit_code.empty() && worker_.journal)
-      journal_visit(response.visit_code, response.status);
     finish_request(Api::metrics_route(to_std(parser_->get().target())), response.status);
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(response.status), 11);
@@ -653,6 +697,14 @@ class Session : public std::enable_shared_from_this<Session> {
     // HEAD: the headers a GET would get, Content-Length included, no body.
     if (head_) res->body().clear();
     const bool close_after = !res->keep_alive();
+    if (!response.visit_code.empty() && worker_.journal) {
+      pending_response_ = std::move(res);
+      return journal_then_send(response.visit_code, response.status, close_after);
+    }
+    write_response(std::move(res), close_after);
+  }
+
+  void write_response(std::shared_ptr<http::response<http::string_body>> res, bool close_after) {
     set_deadline(server_.config.read_timeout);
     http::async_write(
         socket_, *res,
@@ -669,7 +721,6 @@ class Session : public std::enable_shared_from_this<Session> {
   // for HEAD), serialized by hand into a buffer kept by the session.
   void send_redirect(const std::string& code, int status) {
     RequestLogScope log_scope(request_id());
-    if (worker_.journal) journal_visit(code, status);
     const bool keep_alive = keep_alive_ && !worker_.draining;
     out_.assign("HTTP/1.1 ");
     out_.push_back(static_cast<char>('0' + status / 100));
@@ -687,6 +738,7 @@ class Session : public std::enable_shared_from_this<Session> {
     out_.append(keep_alive ? "\r\nContent-Length: 0\r\n\r\n"
                            : "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     finish_request(metrics::Route::kRedirect, status);
+    if (worker_.journal) return journal_then_send(code, status, !keep_alive);
     write_out(!keep_alive);
   }
 
@@ -772,6 +824,10 @@ class Session : public std::enable_shared_from_this<Session> {
   RedirectLookup lookup_;
   std::string location_;
   std::string out_;
+  // An answer waiting for its visit's journal write (flush_visits): out_,
+  // or this Beast response when set.
+  std::shared_ptr<http::response<http::string_body>> pending_response_;
+  bool close_after_journal_ = false;
   core::VisitRecord visit_;  // source set once per session, ip too unless trusted_peer_
   bool idle_ = false;
   bool keep_alive_ = true;

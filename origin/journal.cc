@@ -139,11 +139,22 @@ bool JournalWriter::append(std::string_view line) {
   if (line.empty() || line.find('\n') != line.size() - 1) {
     throw std::invalid_argument("a journal line must end with its only newline");
   }
+  return write_block(line);
+}
+
+bool JournalWriter::append_lines(std::string_view lines) {
+  if (lines.empty() || lines.back() != '\n') {
+    throw std::invalid_argument("journal lines must end with a newline");
+  }
+  return write_block(lines);
+}
+
+bool JournalWriter::write_block(std::string_view lines) {
   const SteadyTime t = now();
   if (!healthy() && t < retry_after_) return false;
-  if (fd_ >= 0 && rotation_due(t, line.size())) close_current();
+  if (fd_ >= 0 && rotation_due(t, lines.size())) close_current();
   if (fd_ < 0 && !open_next(t)) return false;
-  if (!write_line(line, t)) return false;
+  if (!write_line(lines, t)) return false;
   healthy_.store(true, std::memory_order_release);
   return true;
 }

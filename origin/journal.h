@@ -112,6 +112,14 @@ class JournalWriter {
   // completed.
   bool append(std::string_view line);
 
+  // Appends one or more complete lines (each ending with '\n', the block
+  // ending with one; throws std::invalid_argument if it does not) with one
+  // write(2), all or nothing, as append does for one line: the io threads
+  // gather the visits of one event-loop turn and write them together. The
+  // block is rotated as a unit, so it never straddles two files (a block
+  // larger than max_bytes gets a file of its own, like a long line).
+  bool append_lines(std::string_view lines);
+
   // Completes the current file if it is non-empty and older than max_age, so
   // files close on time without traffic. While unhealthy, also retries (at
   // most once per second): opens a file if none is open and reserves space
@@ -137,6 +145,7 @@ class JournalWriter {
   std::optional<std::uint64_t> recover_and_find_last_sequence(SteadyTime now);
   bool open_next(SteadyTime now);
   void close_current();
+  bool write_block(std::string_view lines);
   bool write_line(std::string_view line, SteadyTime now);
   void probe(SteadyTime now);
   std::string path_of(std::string_view name) const;

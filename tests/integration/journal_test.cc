@@ -2,12 +2,15 @@
 // written before the response, and what happens when it cannot be written.
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/visit_record.h"
@@ -179,6 +182,71 @@ TEST(VisitJournal, KillNineAfterRedirectsLosesNoVisit) {
   for (const auto& line : lines) {
     EXPECT_TRUE(std::holds_alternative<core::VisitRecord>(core::parse_visit_line(line))) << line;
   }
+}
+
+// write(2) calls the process made so far (/proc/PID/io; socket sends are
+// not counted there, journal and log writes are).
+long long write_calls(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/io");
+  std::string key;
+  long long value = 0;
+  while (in >> key >> value) {
+    if (key == "syscw:") return value;
+  }
+  throw std::runtime_error("no syscw in /proc/" + std::to_string(pid) + "/io");
+}
+
+TEST(VisitJournal, VisitsAnsweredInOneTurnOfTheEventLoopShareOneWrite) {
+  // Requests from many connections that one epoll wait finds ready together
+  // (sent while the origin is stopped) are journaled with one write(2) for
+  // all, each line still written before its answer is sent.
+  TestDatabase db;
+  OriginProcess origin(db.url(), {{"ORIGIN_THREADS", "1"}});
+  HttpClient admin = origin.client();
+  create_link(admin, "grouped");
+  constexpr int kConnections = 32;
+  std::vector<HttpClient> clients;
+  for (int i = 0; i < kConnections; ++i) {
+    clients.push_back(origin.client());
+    ASSERT_EQ(clients.back().get("/grouped").status, 307) << "warm-up " << i;
+  }
+  ASSERT_EQ(journal_lines(origin.journal_dir()).size(), static_cast<std::size_t>(kConnections));
+
+  ASSERT_EQ(::kill(origin.pid(), SIGSTOP), 0);
+  const long long writes_before = write_calls(origin.pid());
+  std::vector<int> statuses(kConnections, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kConnections; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        statuses[i] =
+            clients[i].get("/grouped", {{"User-Agent", "burst-" + std::to_string(i)}}).status;
+      } catch (const std::exception&) {
+        statuses[i] = -1;
+      }
+    });
+  }
+  // Every request on its way before the origin runs again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_EQ(::kill(origin.pid(), SIGCONT), 0);
+  for (auto& thread : threads) thread.join();
+  const long long writes = write_calls(origin.pid()) - writes_before;
+
+  for (int i = 0; i < kConnections; ++i) EXPECT_EQ(statuses[i], 307) << "request " << i;
+  std::vector<std::string> agents;
+  for (const auto& line : journal_lines(origin.journal_dir())) {
+    auto parsed = core::parse_visit_line(line);
+    ASSERT_TRUE(std::holds_alternative<core::VisitRecord>(parsed)) << line;
+    const auto& visit = std::get<core::VisitRecord>(parsed);
+    if (visit.user_agent.rfind("burst-", 0) == 0) agents.push_back(visit.user_agent);
+  }
+  std::sort(agents.begin(), agents.end());
+  EXPECT_EQ(agents.size(), static_cast<std::size_t>(kConnections)) << "every visit journaled once";
+  EXPECT_EQ(std::unique(agents.begin(), agents.end()), agents.end());
+  // One write for the turn; a few more if the requests reached the origin's
+  // loop in several waits, or for log lines. One per visit without grouping.
+  EXPECT_LE(writes, kConnections / 4) << "write(2) calls for " << kConnections << " visits";
+  std::cout << "[ figure   ] " << writes << " write(2) calls for " << kConnections << " visits\n";
 }
 
 TEST(VisitJournal, UnwritableJournalFailsReadinessButRedirectsStillWork) {

@@ -171,6 +171,26 @@ TEST(JournalWriter, RefusesAnythingButOneLine) {
   EXPECT_TRUE(writer.append("\n"));
 }
 
+TEST(JournalWriter, AppendsABlockOfLinesAsOneUnit) {
+  TempDir dir;
+  FakeClock clock;
+  {
+    JournalWriter writer(dir.path(), "p", clock.options(12));
+    for (const char* text : {"", "no newline", "a\nb"}) {
+      EXPECT_THROW(writer.append_lines(text), std::invalid_argument) << "'" << text << "'";
+    }
+    ASSERT_TRUE(writer.append_lines("a\nbb\n"));
+    ASSERT_TRUE(writer.append_lines("ccc\n"));                 // 10 bytes: fits in 12
+    ASSERT_TRUE(writer.append_lines("dd\nee\n"));              // would make 16: next file
+    ASSERT_TRUE(writer.append_lines("0123456789\nabcdef\n"));  // larger than a file
+    ASSERT_TRUE(writer.append("f\n"));
+  }
+  EXPECT_EQ(read_file(dir / name(1, false)), "a\nbb\nccc\n");
+  EXPECT_EQ(read_file(dir / name(2, false)), "dd\nee\n");
+  EXPECT_EQ(read_file(dir / name(3, false)), "0123456789\nabcdef\n") << "never split";
+  EXPECT_EQ(read_file(dir / name(4, false)), "f\n");
+}
+
 TEST(JournalWriter, RotatesBySizeWithoutSplittingLines) {
   TempDir dir;
   constexpr std::uint64_t kMaxBytes = 100;
