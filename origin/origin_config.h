@@ -37,6 +37,12 @@ struct OriginConfig {
   std::chrono::seconds read_timeout{15};  // per request, headers and body
   std::chrono::seconds idle_timeout{30};  // keep-alive between requests
   std::size_t max_pending_db_requests = 4096;
+  // Redirect lookups that missed the cache are looked up in batches of at
+  // most this many codes, one query each (REDIRECT_BATCH_MAX_CODES).
+  std::size_t redirect_batch_max_codes = 128;
+  // Batches looked up at once (REDIRECT_BATCH_QUERIES); 0: one per
+  // database worker (DB_POOL_SIZE + DB_MAX_OVERFLOW).
+  std::size_t redirect_batch_queries = 0;
   // Open client connections over all io threads; more are answered 503 and
   // closed at once.
   std::size_t max_connections = 10000;
