@@ -910,7 +910,13 @@ void HttpServer::Impl::load_redirect_batch(std::vector<PendingLookup>& batch) {
   pending_db.fetch_sub(batch.size());
   const auto unavailable = std::make_shared<const RedirectLookup>();
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    redirect_flights.complete(batch[i].code, results[i] ? results[i] : unavailable);
+    // A callback that throws (it only posts the answer) must not keep the
+    // flights after it from ending.
+    try {
+      redirect_flights.complete(batch[i].code, results[i] ? results[i] : unavailable);
+    } catch (const std::exception& e) {
+      log_event("error", "answering a redirect lookup failed", {{"error", e.what()}});
+    }
   }
 }
 
