@@ -792,16 +792,14 @@ HttpServer::Impl::Impl(const OriginConfig& cfg, Api& a)
     : config(cfg),
       api(a),
       db_workers(cfg.database.pool_size + cfg.database.max_overflow),
-      redirect_batches(
-          {cfg.redirect_batch_max_codes, cfg.redirect_batch_queries != 0
-                                             ? cfg.redirect_batch_queries
-                                             : cfg.database.pool_size + cfg.database.max_overflow},
-          [this] {
-            net::post(db_workers, [this] {
-              redirect_batches.drain(
-                  [this](std::vector<PendingLookup>& batch) { load_redirect_batch(batch); });
-            });
-          }),
+      redirect_batches({cfg.redirect_batch_max_codes, cfg.redirect_batch_queries},
+                       [this] {
+                         net::post(db_workers, [this] {
+                           redirect_batches.drain([this](std::vector<PendingLookup>& batch) {
+                             load_redirect_batch(batch);
+                           });
+                         });
+                       }),
       scanner(cfg.scanner) {
   // The server outlives every scrape: /metrics is only served by it.
   if (metrics::Registry* registry = api.metrics_registry()) {
