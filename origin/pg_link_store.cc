@@ -198,6 +198,8 @@ std::vector<std::optional<core::Link>> PgLinkStore::find_many(
     const std::vector<std::string>& codes) {
   using Links = std::vector<std::optional<core::Link>>;
   if (codes.empty()) return {};
+  // A batch of one (every lookup at low load) is the plain point lookup: no
+  // array to build or for the server to parse.
   if (codes.size() == 1) return Links{find(codes[0])};
   const std::string array = text_array_literal(codes);
   return with_connection(pool_, Retry::kOnceIfBroken, [&](pqxx::connection& conn) -> Links {
