@@ -1,5 +1,6 @@
 #include "origin/handlers.h"
 
+#include <stdexcept>
 #include <string_view>
 
 #include "core/code.h"
@@ -400,27 +401,42 @@ bool Api::cached_redirect(std::string_view code, RedirectLookup* out, bool count
 }
 
 RedirectLookup Api::load_redirect(const std::string& code) {
-  RedirectLookup lookup;
-  if (health_ != nullptr && !health_->ready()) return lookup;  // kUnavailable
-  LinkCache::LoadToken token;
-  if (cache_ != nullptr) token = cache_->begin_load(code);
+  return std::move(load_redirects({code}).front());
+}
+
+std::vector<RedirectLookup> Api::load_redirects(const std::vector<std::string>& codes) {
+  std::vector<RedirectLookup> lookups(codes.size());  // kUnavailable
+  if (codes.empty()) return lookups;
+  if (health_ != nullptr && !health_->ready()) return lookups;
+  std::vector<LinkCache::LoadToken> tokens(cache_ != nullptr ? codes.size() : 0);
+  for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = cache_->begin_load(codes[i]);
   try {
-    store_lookups_.fetch_add(1, std::memory_order_relaxed);
-    std::optional<core::Link> link = store_.find(code);
-    if (!link) {
-      lookup.kind = RedirectLookup::Kind::kNotFound;
-      if (cache_ != nullptr) cache_->put_negative(code, token, core::now_ms());
-    } else {
-      lookup.kind = RedirectLookup::Kind::kFound;
-      lookup.redirect = redirect_of(*link);
-      if (cache_ != nullptr) cache_->put_positive(code, token, lookup.redirect);
+    store_lookups_.fetch_add(codes.size(), std::memory_order_relaxed);
+    store_queries_.fetch_add(1, std::memory_order_relaxed);
+    std::vector<std::optional<core::Link>> links = store_.find_many(codes);
+    if (links.size() != codes.size()) throw std::logic_error("find_many: result size mismatch");
+    const core::TimePoint now = core::now_ms();
+    for (std::size_t i = 0; i < codes.size(); ++i) {
+      RedirectLookup& lookup = lookups[i];
+      if (!links[i]) {
+        lookup.kind = RedirectLookup::Kind::kNotFound;
+        if (cache_ != nullptr) cache_->put_negative(codes[i], tokens[i], now);
+      } else {
+        lookup.redirect = redirect_of(*links[i]);
+        lookup.kind = RedirectLookup::Kind::kFound;
+        if (cache_ != nullptr) cache_->put_positive(codes[i], tokens[i], lookup.redirect);
+      }
     }
   } catch (const StoreUnavailable& e) {
-    log_event("warn", "database unavailable", {{"error", first_line(e.what())}});
+    log_event("warn", "database unavailable",
+              {{"error", first_line(e.what())}, {"codes", std::to_string(codes.size())}});
   } catch (const std::exception& e) {
-    log_event("error", "redirect lookup failed", {{"error", first_line(e.what())}});
+    log_event("error", "redirect lookup failed",
+              {{"error", first_line(e.what())}, {"codes", std::to_string(codes.size())}});
+    // Nothing half-answered: a code filled before the failure is unavailable too.
+    for (RedirectLookup& lookup : lookups) lookup = RedirectLookup{};
   }
-  return lookup;
+  return lookups;
 }
 
 bool Api::redirect_location(std::string_view target, const RedirectLookup& lookup,
@@ -508,7 +524,9 @@ std::string Api::metrics_text() const {
     out += '\n';
   };
   metric("origin_redirect_store_lookups_total", "counter",
-         "Redirect lookups that reached the database.", store_lookups());
+         "Codes whose redirect lookup reached the database.", store_lookups());
+  metric("origin_redirect_store_queries_total", "counter",
+         "Database queries of redirect lookups (each looks up a batch of codes).", store_queries());
   if (cache_ != nullptr) {
     const LinkCache::Stats s = cache_->stats();
     metric("origin_link_cache_hits_total", "counter", "Redirects answered from the cache.", s.hits);

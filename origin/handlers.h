@@ -76,6 +76,10 @@ class Api {
   //    out->redirect.target (a session keeping one lookup does not allocate
   //    per hit); false on a miss, *out then unspecified. Never blocks.
   //  - load_redirect: reads the store (blocking) and fills the cache.
+  //  - load_redirects: the same for several distinct codes in one store
+  //    query; element i answers codes[i]. A store failure answers every
+  //    code kUnavailable. Each code's cache token is taken before the query
+  //    and its put made after it, as load_redirect does.
   //  - redirect_location: when `lookup` is an active link, true with its
   //    Location for a request to `target` in *location; false when
   //    render_redirect answers something else (404, 410, 503).
@@ -88,14 +92,17 @@ class Api {
   std::optional<std::string> redirect_code(std::string_view method, std::string_view target) const;
   bool cached_redirect(std::string_view code, RedirectLookup* out, bool count = true) const;
   RedirectLookup load_redirect(const std::string& code);
+  std::vector<RedirectLookup> load_redirects(const std::vector<std::string>& codes);
   bool redirect_location(std::string_view target, const RedirectLookup& lookup,
                          std::string* location) const;
   const std::string& redirect_cache_control() const { return cache_control_; }
   HttpResponse render_redirect(const HttpRequest& request, const std::string& code,
                                const RedirectLookup& lookup) const;
 
-  // Counts of redirect lookups that reached the store (for /metrics and tests).
+  // Codes whose redirect lookup reached the store, and the store queries
+  // that looked them up (one per load_redirects call), for /metrics.
   std::uint64_t store_lookups() const { return store_lookups_.load(std::memory_order_relaxed); }
+  std::uint64_t store_queries() const { return store_queries_.load(std::memory_order_relaxed); }
 
   // The registry whose rendering /metrics serves after the cache counters
   // (may be null: no more). Call before serving; it must outlive the Api.
@@ -142,6 +149,7 @@ class Api {
   const DbHealth* health_;
   LinkCache* cache_;  // may be null: no caching
   std::atomic<std::uint64_t> store_lookups_{0};
+  std::atomic<std::uint64_t> store_queries_{0};
   core::UrlPolicyOptions url_policy_;
   std::string cache_control_;
   std::function<bool()> journal_ok_;

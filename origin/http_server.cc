@@ -24,6 +24,7 @@
 #include "core/code.h"
 #include "core/json.h"
 #include "core/visit_record.h"
+#include "origin/batch_queue.h"
 #include "origin/client_ip.h"
 #include "origin/journal.h"
 #include "origin/log.h"
@@ -105,6 +106,16 @@ class HttpServer::Impl {
   std::size_t max_connections = 0;
   // Concurrent misses of one code share one store lookup.
   SingleFlight<std::string, std::shared_ptr<const RedirectLookup>> redirect_flights;
+  // The leaders of those flights, waiting for a database worker. A worker
+  // that becomes free looks up everything waiting in one query.
+  struct PendingLookup {
+    std::string code;
+    Clock::time_point enqueued;
+    std::shared_ptr<const HttpRequest> request;  // of the flight's leader, for log lines
+  };
+  BatchQueue<PendingLookup> redirect_batches;
+  // Looks `batch` up and ends each code's flight (on a database worker).
+  void load_redirect_batch(std::vector<PendingLookup>& batch);
   // Clients answered "unknown code" too fast get those answers late.
   ScannerTarpit scanner;
 
@@ -487,9 +498,11 @@ class Session : public std::enable_shared_from_this<Session> {
                std::chrono::duration<double, std::milli>(elapsed).count(), recorded_ip());
   }
 
-  // A cache miss. The first session to miss a code loads it on a database
-  // worker; sessions missing the same code meanwhile wait for that load, so a
-  // launch hitting a fresh code with thousands of requests costs one query.
+  // A cache miss. The first session to miss a code leads its flight: the
+  // code waits in redirect_batches until a database worker looks it up,
+  // together with every other code waiting then, in one query. Sessions
+  // missing the same code meanwhile wait for that flight, so a launch hitting
+  // a fresh code with thousands of requests costs one query.
   void join_redirect_flight(HttpRequest request, std::string code) {
     auto shared_request = std::make_shared<const HttpRequest>(std::move(request));
     auto executor = socket_.get_executor();
@@ -523,17 +536,7 @@ class Session : public std::enable_shared_from_this<Session> {
       server.redirect_flights.complete(code, std::make_shared<const RedirectLookup>());
       return;
     }
-    auto enqueued = std::chrono::steady_clock::now();
-    net::post(server.db_workers, [&server, code = std::move(code), enqueued, shared_request] {
-      RequestLogScope log_scope(shared_request->request_id);
-      auto result = std::make_shared<RedirectLookup>();
-      // A load that waited longer than a client would answers "unavailable".
-      if (std::chrono::steady_clock::now() - enqueued <= server.config.database.acquire_timeout) {
-        *result = server.api.load_redirect(code);
-      }
-      server.pending_db.fetch_sub(1);
-      server.redirect_flights.complete(code, result);
-    });
+    server.redirect_batches.push({std::move(code), Clock::now(), std::move(shared_request)});
   }
 
   void dispatch_to_database(HttpRequest request) {
@@ -845,6 +848,14 @@ HttpServer::Impl::Impl(const OriginConfig& cfg, Api& a)
     : config(cfg),
       api(a),
       db_workers(cfg.database.pool_size + cfg.database.max_overflow),
+      redirect_batches({cfg.redirect_batch_max_codes, cfg.redirect_batch_queries},
+                       [this] {
+                         net::post(db_workers, [this] {
+                           redirect_batches.drain([this](std::vector<PendingLookup>& batch) {
+                             load_redirect_batch(batch);
+                           });
+                         });
+                       }),
       scanner(cfg.scanner) {
   // The server outlives every scrape: /metrics is only served by it.
   if (metrics::Registry* registry = api.metrics_registry()) {
@@ -921,6 +932,46 @@ HttpServer::Impl::Impl(const OriginConfig& cfg, Api& a)
 HttpServer::Impl::~Impl() {
   // Database jobs post back into the workers' io_contexts: finish them first.
   db_workers.join();
+}
+
+void HttpServer::Impl::load_redirect_batch(std::vector<PendingLookup>& batch) {
+  // A single lookup's log lines carry its request id; a batch's name no
+  // request (they say how many codes failed).
+  std::optional<RequestLogScope> log_scope;
+  if (batch.size() == 1) log_scope.emplace(batch.front().request->request_id);
+  // A lookup that waited longer than a client would answers "unavailable"
+  // without a query.
+  const Clock::time_point now = Clock::now();
+  std::vector<std::string> codes;
+  std::vector<std::size_t> looked_up;  // index in `batch` of codes[i]
+  codes.reserve(batch.size());
+  looked_up.reserve(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (now - batch[i].enqueued > config.database.acquire_timeout) continue;
+    codes.push_back(batch[i].code);
+    looked_up.push_back(i);
+  }
+  std::vector<std::shared_ptr<const RedirectLookup>> results(batch.size());
+  try {
+    std::vector<RedirectLookup> found = api.load_redirects(codes);
+    for (std::size_t i = 0; i < found.size(); ++i) {
+      results[looked_up[i]] = std::make_shared<const RedirectLookup>(std::move(found[i]));
+    }
+  } catch (const std::exception& e) {
+    // Every flight must end, or its requests would wait for ever.
+    log_event("error", "redirect lookup failed", {{"error", first_line(e.what())}});
+  }
+  pending_db.fetch_sub(batch.size());
+  const auto unavailable = std::make_shared<const RedirectLookup>();
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    // A callback that throws (it only posts the answer) must not keep the
+    // flights after it from ending.
+    try {
+      redirect_flights.complete(batch[i].code, results[i] ? results[i] : unavailable);
+    } catch (const std::exception& e) {
+      log_event("error", "answering a redirect lookup failed", {{"error", e.what()}});
+    }
+  }
 }
 
 void HttpServer::Impl::do_accept(Worker& worker) {

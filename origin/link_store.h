@@ -73,6 +73,12 @@ class LinkStore {
   // Looks a lowercase code up; nullopt when unknown. Throws StoreUnavailable.
   virtual std::optional<core::Link> find(std::string_view code) = 0;
 
+  // Looks several lowercase codes up in one query: element i answers
+  // codes[i] (nullopt when unknown); the result has codes.size() elements.
+  // Throws StoreUnavailable, for all codes at once.
+  virtual std::vector<std::optional<core::Link>> find_many(
+      const std::vector<std::string>& codes) = 0;
+
   // Applies `patch`; returns the updated link, nullopt when unknown.
   virtual std::optional<core::Link> update(std::string_view code, const LinkPatch& patch) = 0;
 };

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "core/code.h"
@@ -133,6 +134,13 @@ OriginConfig load_origin_config(const core::Env& env) {
       static_cast<std::size_t>(env.integer("LINK_CACHE_MAX_BYTES", 160ll << 20, 0, 1ll << 40));
   config.link_cache_negative_ttl =
       std::chrono::milliseconds(env.integer("LINK_CACHE_NEGATIVE_TTL_MS", 5000, 0, 3600000));
+  config.redirect_batch_max_codes =
+      static_cast<std::size_t>(env.integer("REDIRECT_BATCH_MAX_CODES", 128, 1, 1000));
+  // One query at a time per database worker at most: more could only wait.
+  config.redirect_batch_queries = std::min(
+      static_cast<std::size_t>(env.integer(
+          "REDIRECT_BATCH_QUERIES", static_cast<std::int64_t>(config.database.pool_size), 1, 1000)),
+      config.database.pool_size + config.database.max_overflow);
   config.scanner.threshold_per_s =
       static_cast<double>(env.integer("SCANNER_THRESHOLD", 50, 1, 1000000));
   config.scanner.delay = std::chrono::milliseconds(env.integer("SCANNER_DELAY_MS", 200, 0, 5000));

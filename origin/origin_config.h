@@ -37,6 +37,12 @@ struct OriginConfig {
   std::chrono::seconds read_timeout{15};  // per request, headers and body
   std::chrono::seconds idle_timeout{30};  // keep-alive between requests
   std::size_t max_pending_db_requests = 4096;
+  // Redirect lookups that missed the cache are looked up in batches of at
+  // most this many codes, one query each (REDIRECT_BATCH_MAX_CODES).
+  std::size_t redirect_batch_max_codes = 128;
+  // Batches looked up at once (REDIRECT_BATCH_QUERIES, default DB_POOL_SIZE),
+  // lowered to one per database worker (DB_POOL_SIZE + DB_MAX_OVERFLOW).
+  std::size_t redirect_batch_queries = 5;
   // Open client connections over all io threads; more are answered 503 and
   // closed at once.
   std::size_t max_connections = 10000;
@@ -85,7 +91,8 @@ struct OriginConfig {
 // VISIT_IP_MODE, METRICS_ALLOW, ACCESS_LOG, ACCESS_LOG_SLOW_MS, OPEN_SHORTEN,
 // RATE_LIMIT_CREATE_PER_IP_PER_MIN, RATE_LIMIT_CREATE_PER_KEY_PER_MIN, TRUSTED_PROXIES,
 // API_KEY_CACHE_TTL_MS, RATE_LIMIT_CLEANUP_INTERVAL_S, SCANNER_THRESHOLD, SCANNER_DELAY_MS,
-// SCANNER_TRACKED_CLIENTS, INGEST_NICE, the database variables, DATABASE_READ_URL
+// SCANNER_TRACKED_CLIENTS, INGEST_NICE, REDIRECT_BATCH_MAX_CODES, REDIRECT_BATCH_QUERIES,
+// the database variables, DATABASE_READ_URL
 // and DB_READ_POOL_SIZE. Throws core::ConfigError naming the variable.
 OriginConfig load_origin_config(const core::Env& env);
 

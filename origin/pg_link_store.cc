@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 #include <string>
+#include <unordered_map>
 
 #include "core/code.h"
 #include "origin/pg_call.h"
@@ -58,12 +59,28 @@ OptionalText text_of(const std::optional<core::TimePoint>& tp) {
 
 }  // namespace
 
+std::string text_array_literal(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (const std::string& value : values) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : value) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
 PgLinkStore::PgLinkStore(core::PgPool& pool, std::size_t code_length)
     : pool_(pool), code_length_(code_length) {}
 
 void PgLinkStore::prepare_statements(pqxx::connection& conn) {
   const std::string cols = kColumns;
   conn.prepare("link_find", "SELECT " + cols + " FROM links WHERE code = $1");
+  conn.prepare("link_find_many", "SELECT " + cols + " FROM links WHERE code = ANY($1::text[])");
   conn.prepare("link_insert",
                "INSERT INTO links (code, target, status, forward_query, expires_at, owner_key_id)"
                " VALUES ($1, $2, $3, $4, $5::timestamptz, $6::bigint)"
@@ -175,6 +192,33 @@ std::optional<core::Link> PgLinkStore::find(std::string_view code) {
                            if (r.empty()) return std::nullopt;
                            return link_from_row(r[0]);
                          });
+}
+
+std::vector<std::optional<core::Link>> PgLinkStore::find_many(
+    const std::vector<std::string>& codes) {
+  using Links = std::vector<std::optional<core::Link>>;
+  if (codes.empty()) return {};
+  // A batch of one (every lookup at low load) is the plain point lookup: no
+  // array to build or for the server to parse.
+  if (codes.size() == 1) return Links{find(codes[0])};
+  const std::string array = text_array_literal(codes);
+  return with_connection(pool_, Retry::kOnceIfBroken, [&](pqxx::connection& conn) -> Links {
+    pqxx::nontransaction txn(conn);
+    pqxx::result r = txn.exec_prepared("link_find_many", array);
+    std::unordered_map<std::string, core::Link> found;
+    found.reserve(r.size());
+    for (const pqxx::row& row : r) {
+      core::Link link = link_from_row(row);
+      std::string code = link.code;
+      found.emplace(std::move(code), std::move(link));
+    }
+    Links links(codes.size());
+    for (std::size_t i = 0; i < codes.size(); ++i) {
+      auto it = found.find(codes[i]);
+      if (it != found.end()) links[i] = it->second;
+    }
+    return links;
+  });
 }
 
 std::optional<core::Link> PgLinkStore::update(std::string_view code, const LinkPatch& patch) {

@@ -93,7 +93,9 @@ TEST(OriginCache, ThousandsOfConcurrentFirstRequestsCostOneDatabaseLookup) {
   HttpClient setup = origin.client();
   const std::string code = create(setup, R"({"url":"https://example.com/launch"})");
   const long long before = metric(setup, "origin_redirect_store_lookups_total");
+  const long long queries_before = metric(setup, "origin_redirect_store_queries_total");
   ASSERT_GE(before, 0);
+  ASSERT_GE(queries_before, 0);
 
   // Hold the first lookup behind a lock, so every request below arrives while
   // it is in flight, as during a campaign launch.
@@ -138,6 +140,8 @@ TEST(OriginCache, ThousandsOfConcurrentFirstRequestsCostOneDatabaseLookup) {
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(metric(setup, "origin_redirect_store_lookups_total") - before, 1)
       << "database lookups for " << kThreads * kRequestsPerThread << " concurrent first requests";
+  EXPECT_EQ(metric(setup, "origin_redirect_store_queries_total") - queries_before, 1)
+      << "database queries for " << kThreads * kRequestsPerThread << " concurrent first requests";
 }
 
 TEST(OriginCache, UnknownCodesAreCachedBrieflyAndCreatingOneTakesEffectAtOnce) {

@@ -221,6 +221,7 @@ TEST(Metrics, RequestCountsLatencyAndCacheMoveWithTraffic) {
   EXPECT_EQ(delta("origin_redirect_flights_led_total", {}), misses);
   EXPECT_EQ(delta("origin_redirect_flights_joined_total", {}), 0);
   EXPECT_EQ(delta("origin_redirect_store_lookups_total", {}), misses);
+  EXPECT_EQ(delta("origin_redirect_store_queries_total", {}), misses) << "one code per query";
   EXPECT_GE(after.value("origin_link_cache_entries"), 1);
   EXPECT_LE(after.value("origin_link_cache_entries"), 2);
   EXPECT_GT(after.value("origin_link_cache_bytes"), 0);

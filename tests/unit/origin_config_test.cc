@@ -1,10 +1,13 @@
-// load_origin_config: DATABASE_READ_URL and DB_READ_POOL_SIZE, RATE_LIMIT_EXEMPT_ADMIN.
+// load_origin_config: DATABASE_READ_URL and DB_READ_POOL_SIZE, RATE_LIMIT_EXEMPT_ADMIN,
+// REDIRECT_BATCH_MAX_CODES and REDIRECT_BATCH_QUERIES.
 #include "origin/origin_config.h"
 
 #include <gtest/gtest.h>
 
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/config.h"
 
@@ -46,6 +49,35 @@ TEST(OriginConfig, ReadPoolSizeIsValidatedAndNamed) {
       ADD_FAILURE() << "accepted DB_READ_POOL_SIZE=" << bad;
     } catch (const core::ConfigError& e) {
       EXPECT_NE(std::string(e.what()).find("DB_READ_POOL_SIZE"), std::string::npos) << bad;
+    }
+  }
+}
+
+TEST(OriginConfig, RedirectBatchesDefaultToThePoolAndStayWithinTheWorkers) {
+  const OriginConfig defaults = load_origin_config(env_of({}));
+  EXPECT_EQ(defaults.redirect_batch_max_codes, 128u);
+  EXPECT_EQ(defaults.redirect_batch_queries, 5u) << "DB_POOL_SIZE";
+  EXPECT_EQ(load_origin_config(env_of({{"DB_POOL_SIZE", "3"}})).redirect_batch_queries, 3u);
+  const OriginConfig set = load_origin_config(
+      env_of({{"REDIRECT_BATCH_MAX_CODES", "1000"}, {"REDIRECT_BATCH_QUERIES", "12"}}));
+  EXPECT_EQ(set.redirect_batch_max_codes, 1000u);
+  EXPECT_EQ(set.redirect_batch_queries, 12u);
+  EXPECT_EQ(load_origin_config(env_of({{"DB_POOL_SIZE", "2"},
+                                       {"DB_MAX_OVERFLOW", "1"},
+                                       {"REDIRECT_BATCH_QUERIES", "12"}}))
+                .redirect_batch_queries,
+            3u)
+      << "one per database worker at most";
+  for (const auto& [name, bad] :
+       std::vector<std::pair<std::string, std::string>>{{"REDIRECT_BATCH_MAX_CODES", "0"},
+                                                        {"REDIRECT_BATCH_MAX_CODES", "1001"},
+                                                        {"REDIRECT_BATCH_QUERIES", "0"},
+                                                        {"REDIRECT_BATCH_QUERIES", "many"}}) {
+    try {
+      load_origin_config(env_of({{name, bad}}));
+      ADD_FAILURE() << "accepted " << name << "=" << bad;
+    } catch (const core::ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << bad;
     }
   }
 }
