@@ -394,6 +394,53 @@ TEST_F(EdgeDifferential, EdgeAnswersExactlyLikeTheOriginForEveryLinkAndQuery) {
   EXPECT_EQ(edge.error_log().find("[warn]"), std::string::npos) << edge.error_log();
 }
 
+// Step 1 of nginx/edge.conf.template reads the raw request line: a request
+// line nginx accepts but that does not read "<GET|HEAD> /<code>[?...] HTTP/"
+// is proxied, and the origin answers it (and counts the visit) itself.
+TEST_F(EdgeDifferential, RequestLinesOutsideTheEdgesShapeAreAnsweredByTheOrigin) {
+  const std::string fixed = create("https://example.com/f", 307, false);
+  const std::string appendable = create("https://example.com/a", 301, true);
+  ASSERT_FALSE(fixed.empty());
+  ASSERT_FALSE(appendable.empty());
+  TempDir dir;
+  exporter::BundleOptions options;
+  options.version = "it-2";
+  options.created_at = "2026-11-28T06:00:00.000Z";
+  options.selection = {{"mode", "test"}};
+  options.cloudflare.source_host = "sho.example.test";
+  options.cloudfront.redirect_max_age = kMaxAge;
+  const exporter::Bundle bundle = exporter::render_bundle(exportable_links(db_.url()), options);
+  const std::string export_dir = exporter::write_bundle(bundle, dir.path() + "/exports");
+  NginxEdge edge(dir.path() + "/nginx", export_dir, origin_.port(), kMaxAge, "it-2");
+  HttpClient edge_client = edge.client();
+
+  std::map<std::string, int> expected_visits;
+  for (const std::string& code : {fixed, appendable}) {
+    const Answer origin_plain = answer_of(client_.get("/" + code));
+    ASSERT_EQ(origin_plain.status, code == fixed ? 307 : 301) << origin_plain;
+    const Answer origin_query = answer_of(client_.get("/" + code + "?x=1"));
+    // Answered at the edge: the fast path (no query) and location / (query).
+    EXPECT_EQ(answer_of(edge_client.get("/" + code)), origin_plain) << code;
+    EXPECT_EQ(answer_of(edge_client.request("HEAD", "/" + code + "?")), origin_plain) << code;
+    EXPECT_EQ(answer_of(edge_client.get("/" + code + "?x=1")), origin_query) << code;
+    expected_visits[code] = 3;
+    // Proxied: two spaces after the method, an absolute URI (nginx passes
+    // the origin its path); the origin gives the same answer.
+    EXPECT_EQ(answer_of(edge_client.request("GET", " /" + code)), origin_plain) << code;
+    EXPECT_EQ(answer_of(edge_client.request("GET", "http://sho.example.test/" + code)),
+              origin_plain)
+        << code;
+  }
+  std::map<std::string, int> logged;
+  for (int attempt = 0; attempt < 250; ++attempt) {
+    logged = edge_visits(edge.visit_log());
+    if (logged == expected_visits) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(logged, expected_visits) << "only requests of the edge's shape are answered there";
+  EXPECT_EQ(edge.error_log().find("[warn]"), std::string::npos) << edge.error_log();
+}
+
 // `exporter compile --all` reads the active links and writes a complete export.
 TEST_F(EdgeDifferential, CompileWritesAnExportOfTheActiveLinks) {
   create("https://example.com/kept", 301, false, "kept");

@@ -93,12 +93,31 @@ class Watch : public ::testing::Test {
     std::string conf = exporter::render_edge_config(
         read_text(std::string(PROJECT_SOURCE_DIR) + "/nginx/edge.conf.template"), params);
     if (without_tombstones) {
-      const std::size_t from = conf.find("            open_file_cache max=");
-      const std::size_t if_end = conf.find("break;\n            }\n", from);
-      if (from == std::string::npos || if_end == std::string::npos) {
-        throw std::runtime_error("no tombstone check in the template");
+      // Every `if (-f ...) { ... }` block and the open_file_cache lines go.
+      std::istringstream lines(conf);
+      std::string line;
+      std::string kept;
+      std::string block_end;  // the closing line of the block being dropped
+      int dropped_blocks = 0;
+      while (std::getline(lines, line)) {
+        if (!block_end.empty()) {
+          if (line == block_end) block_end.clear();
+          continue;
+        }
+        const std::size_t if_at = line.find("if (-f ");
+        if (if_at != std::string::npos && line.find_first_not_of(' ') == if_at) {
+          block_end = std::string(if_at, ' ') + "}";
+          ++dropped_blocks;
+          continue;
+        }
+        if (line.find("open_file_cache") != std::string::npos &&
+            line.find_first_not_of(' ') != line.find('#')) {
+          continue;
+        }
+        kept += line + "\n";
       }
-      conf.erase(from, if_end + 20 - from);
+      if (dropped_blocks == 0) throw std::runtime_error("no tombstone check in the template");
+      conf = kept;
     }
     write_text(dir + "/nginx.conf", conf);
   }
