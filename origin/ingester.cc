@@ -1158,6 +1158,8 @@ class Ingester::Stream final : public VisitStream {
 
   std::vector<CheckpointMove> checkpoints() override { return std::move(moves_); }
 
+  void wind_down() override { winding_down_ = true; }
+
   std::uint64_t rows() const { return rows_; }
   std::uint64_t dead_letters() const { return dead_letters_; }
   std::uint64_t repaired() const { return repaired_; }
@@ -1193,7 +1195,7 @@ class Ingester::Stream final : public VisitStream {
 
   void read_ahead() {
     const IngesterOptions& options = ingester_.options_;
-    if (!more_ || lines_ >= options.max_batch_lines ||
+    if (!more_ || winding_down_ || lines_ >= options.max_batch_lines ||
         SteadyClock::now() - started_ >= options.max_batch_time ||
         dead_letter_bytes_ >= kMaxDeadLetterBytesPerBatch || ingester_.stopping_.load()) {
       return;
@@ -1210,6 +1212,7 @@ class Ingester::Stream final : public VisitStream {
 
   Ingester& ingester_;
   const SteadyTime started_;
+  bool winding_down_ = false;                // the store asked to end the transaction
   std::future<ParsedChunk> pending_;         // the next chunk, being parsed
   std::vector<DeadLetter> pending_letters_;  // read with it (unterminated tails)
   std::vector<CheckpointMove> moves_;

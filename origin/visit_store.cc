@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <charconv>
@@ -26,7 +27,20 @@ constexpr std::int64_t kMsPerDay = 86'400'000;
 // Arbitrary constants shared by every process that ingests into this schema.
 constexpr long long kPartitionLockKey = 7361727;
 constexpr long long kRetentionLockKey = 7361728;
-constexpr std::size_t kMaxKnownCodes = 1'000'000;
+// Codes known to be links, remembered across transactions (cleared when
+// full): about 80 bytes each.
+constexpr std::size_t kMaxKnownCodes = 50'000;
+// A transaction ends early once its counts hold this many keys: a backlog of
+// visits to many distinct codes (a crawl, a catch-up after an outage) would
+// otherwise hold a count per code and hour for up to INGEST_BATCH_LINES
+// lines, hundreds of MB in the origin's own process.
+constexpr std::size_t kMaxCountKeysPerTransaction = 50'000;
+// After a transaction with this many keys, the memory its counts took is
+// handed back to the system (glibc keeps freed memory in its arenas, so the
+// process would otherwise stay at its largest transaction's size).
+constexpr std::size_t kTrimAfterCountKeys = 20'000;
+
+void release_free_memory() { ::malloc_trim(0); }
 constexpr std::string_view kPartitionPrefix = "visits_";
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : (a - b + 1) / b; }
@@ -352,6 +366,10 @@ void VisitCounter::add(const VisitRow& row, bool known) {
     const std::int64_t day = floor_div(row.time_ms, kMsPerDay);
     ++entry(m.referrers, m.key(row.code, day, row.referrer_host));
   }
+}
+
+std::size_t VisitCounter::keys() const {
+  return maps_->hourly.size() + maps_->orphans.size() + maps_->referrers.size();
 }
 
 VisitAggregates VisitCounter::take() {
@@ -774,7 +792,8 @@ void PgVisitStore::create_partition(Connection& c, std::int64_t day) {
 }
 
 CommitOutcome PgVisitStore::commit(const std::string& source, VisitStream& stream) {
-  return run([&](Connection& c) {
+  bool large = false;  // the transaction's counts were large (freed by now)
+  const CommitOutcome outcome = run([&](Connection& c) {
     VisitBatch chunk;
     bool more = stream.next(chunk);
     if (!partitions_loaded_) load_partitions(c);
@@ -809,6 +828,7 @@ CommitOutcome PgVisitStore::commit(const std::string& source, VisitStream& strea
             counter.add(row, is_known);
           }
           copy->flush();
+          if (counter.keys() >= kMaxCountKeysPerTransaction) stream.wind_down();
         }
         for (DeadLetter& d : chunk.dead_letters) dead_letters.push_back(std::move(d));
         if (!more) break;
@@ -833,6 +853,7 @@ CommitOutcome PgVisitStore::commit(const std::string& source, VisitStream& strea
         return CommitOutcome::kCheckpointConflict;
       }
     }
+    large = counter.keys() >= kTrimAfterCountKeys;
     const VisitAggregates counts = counter.take();
     upsert_hourly(txn, "visit_counts_hourly", counts.hourly);
     upsert_daily(txn, counts.daily);
@@ -848,6 +869,8 @@ CommitOutcome PgVisitStore::commit(const std::string& source, VisitStream& strea
     txn.commit();
     return CommitOutcome::kCommitted;
   });
+  if (large) release_free_memory();
+  return outcome;
 }
 
 void PgVisitStore::maintain(core::TimePoint now) {

@@ -95,6 +95,11 @@ class VisitStream {
   virtual bool next(VisitBatch& chunk) = 0;
   // Once next() returned false: the checkpoint moves covering every chunk.
   virtual std::vector<CheckpointMove> checkpoints() = 0;
+  // Asks the stream to end the transaction early: next() still gives what
+  // was already read, then returns false. The store calls it when the
+  // transaction's counts grow large (a backlog of many distinct codes), so
+  // the memory they take stays bounded.
+  virtual void wind_down() {}
 };
 
 // A VisitStream of one batch given whole (its checkpoints included).
@@ -196,6 +201,9 @@ class VisitCounter {
   void add(const VisitRow& row, bool known);
   // The counts so far, sorted as VisitAggregates says; leaves the counter empty.
   VisitAggregates take();
+  // Distinct keys counted so far (hourly, orphan and referrer counts): what
+  // the counter's memory grows with, about 150 bytes each.
+  std::size_t keys() const;
 
  private:
   struct Maps;

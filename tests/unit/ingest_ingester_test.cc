@@ -59,6 +59,10 @@ class FakeStore : public VisitStore {
     return out;
   }
 
+  // Like PgVisitStore when its counts grow large: asks every transaction's
+  // stream to wind down after this many chunks (0: never).
+  int wind_down_after_chunk = 0;
+
   CommitOutcome commit(const std::string& source, VisitStream& stream) override {
     if (before_commit) before_commit();
     if (fail_before_commit > 0) {
@@ -76,6 +80,7 @@ class FakeStore : public VisitStore {
         fail_at_chunk = 0;
         throw StoreUnavailable("connection lost in the middle of a COPY");
       }
+      if (wind_down_after_chunk > 0 && chunk_count == wind_down_after_chunk) stream.wind_down();
       batch.rows.insert(batch.rows.end(), chunk.rows.begin(), chunk.rows.end());
       batch.dead_letters.insert(batch.dead_letters.end(), chunk.dead_letters.begin(),
                                 chunk.dead_letters.end());
@@ -436,6 +441,21 @@ TEST(IngesterTransactions, EndsATransactionAtItsLineBound) {
   ASSERT_TRUE(ingester.run_until_caught_up());
   EXPECT_EQ(store.agents(), expected_agents("a", 0, 20));
   EXPECT_EQ(store.chunks, (std::vector<int>{3, 3, 2})) << "3 + 3 + 1, 3 + 3 + 1, 3 + 3 lines";
+  EXPECT_EQ(store.checkpoints["edge-test"][path].offset, file_size(path));
+}
+
+TEST(IngesterTransactions, EndsATransactionWhenTheStoreAsksItToWindDown) {
+  TempDir dir;
+  const std::string path = dir / "visits.log";
+  append_lines(path, "a", 0, 20);
+  FakeStore store;
+  store.wind_down_after_chunk = 2;
+  Ingester ingester(log_source(path), store, chunked_options(1000, 3));
+  ASSERT_TRUE(ingester.run_until_caught_up());
+  EXPECT_EQ(store.agents(), expected_agents("a", 0, 20)) << "every line once";
+  // Asked after its second chunk, a transaction still takes the third, read
+  // ahead while the second was sent: 9 + 9 + 2 lines.
+  EXPECT_EQ(store.chunks, (std::vector<int>{3, 3, 1}));
   EXPECT_EQ(store.checkpoints["edge-test"][path].offset, file_size(path));
 }
 
